@@ -1,0 +1,165 @@
+"""`Chain` over the bittensor SDK: finney, test, local, any ws(s):// node, or a dev chain file.
+
+Every read pins one block (the SDK's snapshot reads), so a validator's view of commitments
+and neurons is consistent. Writes return the chain's verdict instead of raising: a refused
+commit or weight-set is an expected event for a long-running neuron, not a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import bittensor as bt
+from bittensor import BittensorError, ChainError
+
+from d3.chain.interface import ChainVerdict, CommitmentRecord, MetagraphSnapshot, Neuron
+from d3.commitment import MAX_COMMITMENT_BYTES
+from d3.config import SubtensorConfig
+
+DEV_PREFIX = "dev:"
+
+
+def commitment_info(data: bytes) -> dict:
+    """The `info` param of `Commitments.set_commitment` for one Raw field."""
+    return {"fields": [[{f"Raw{len(data)}": data}]]}
+
+
+def _verdict_from_result(result: bt.ExtrinsicResult) -> ChainVerdict:
+    block = None
+    if result.extrinsic_id and "-" in result.extrinsic_id:
+        block = int(result.extrinsic_id.split("-", 1)[0])
+    if result.success:
+        return ChainVerdict(True, "included", block=block)
+    code = result.error.code.value if result.error is not None else None
+    name = f"{result.error.name}: " if result.error is not None and result.error.name else ""
+    return ChainVerdict(False, f"{name}{result.message}", code=code, block=block)
+
+
+def _verdict_from_error(error: BittensorError) -> ChainVerdict:
+    code = error.code.value if isinstance(error, ChainError) else "invalid_argument"
+    return ChainVerdict(False, str(error), code=code)
+
+
+class SdkChain:
+    """One hotkey's view of one subnet through an async `bt.Client`."""
+
+    def __init__(self, client: bt.Client, wallet: Any, netuid: int):
+        self.client = client
+        self.wallet = wallet
+        self.netuid = netuid
+        self.hotkey: str = wallet.hotkey.ss58_address
+
+    async def block(self) -> int:
+        return await self.client.block()
+
+    async def block_hash(self, block: int) -> str | None:
+        info = await self.client.block_info(block)
+        return info.hash if info is not None else None
+
+    async def metagraph(self, block: int | None = None) -> MetagraphSnapshot:
+        graph = await self.client.subnets.metagraph(self.netuid, block, commitments=False)
+        if graph is None:
+            raise ChainError(f"subnet {self.netuid} does not exist", code=None)
+        neurons = tuple(
+            Neuron(
+                uid=n.uid,
+                hotkey=n.hotkey,
+                coldkey=n.coldkey,
+                stake=float(n.total_stake.alpha),
+                validator_permit=n.validator_permit,
+                registered_block=n.block_at_registration,
+            )
+            for n in graph.neurons
+        )
+        return MetagraphSnapshot(self.netuid, graph.block, neurons)
+
+    async def commitments(self, block: int | None = None) -> list[CommitmentRecord]:
+        """Every plain-text commitment on the subnet, ordered by (block, hotkey)."""
+        found = await self.client.subnets.commitments(self.netuid, block)
+        records = [
+            CommitmentRecord(hotkey=c.hotkey, block=c.block, data=c.data or "", uid=c.uid)
+            for c in found.values()
+            if c.status == "plain" and c.block
+        ]
+        return sorted(records, key=lambda r: (r.block, r.hotkey))
+
+    async def uid(self) -> int | None:
+        return await self.client.neurons.uid(self.hotkey, self.netuid)
+
+    async def commit(self, data: str) -> ChainVerdict:
+        raw = data.encode()
+        if len(raw) > MAX_COMMITMENT_BYTES:
+            return ChainVerdict(
+                False, f"commitment is {len(raw)} bytes, limit 128", "invalid_argument"
+            )
+        if await self.uid() is None:
+            return ChainVerdict(
+                False,
+                f"hotkey {self.hotkey} is not registered on netuid {self.netuid}",
+                "not_registered",
+            )
+        call = bt.calls.Commitments.set_commitment(netuid=self.netuid, info=commitment_info(raw))
+        try:
+            result = await self.client.submit_call(call, self.wallet, signer="hotkey")
+        except BittensorError as error:
+            return _verdict_from_error(error)
+        return _verdict_from_result(result)
+
+    async def set_weights(self, weights: Mapping[int, float], version_key: int) -> ChainVerdict:
+        intent = bt.SetWeights(netuid=self.netuid, weights=dict(weights), version_key=version_key)
+        try:
+            result = await self.client.execute(intent, self.wallet)
+        except BittensorError as error:  # preflight refusals: rate limit, not registered, ...
+            return _verdict_from_error(error)
+        return _verdict_from_result(result)
+
+    async def blocks_until_weights_allowed(self) -> int:
+        """0 when a weight-set would pass the rate limit now."""
+        uid = await self.uid()
+        if uid is None:
+            raise ChainError(f"hotkey {self.hotkey} is not registered on netuid {self.netuid}")
+        limit = await self.client.hyperparameters.weights_rate_limit(self.netuid)
+        since = await self.client.epochs.blocks_since_last_update(self.netuid, uid)
+        if not limit or since is None:
+            return 0
+        last_set_ever = since < await self.block()  # LastUpdate 0 means never set
+        return max(0, limit - since) if last_set_ever else 0
+
+    async def register(self) -> ChainVerdict:
+        """Burned registration, paid by the coldkey (not MEV-shielded: a plain extrinsic)."""
+        call = bt.calls.SubtensorModule.burned_register(netuid=self.netuid, hotkey=self.hotkey)
+        try:
+            result = await self.client.submit_call(call, self.wallet)
+        except BittensorError as error:
+            return _verdict_from_error(error)
+        return _verdict_from_result(result)
+
+
+def _isolate_sdk_cache() -> None:
+    """The SDK caches token symbols in ~/.bittensor keyed by network label; a dev chain
+    labelled "local" must not poison a real local node's cache."""
+    os.environ.setdefault(
+        "BTCLI_TOKEN_SYMBOLS_CACHE", os.path.join(tempfile.gettempdir(), "d3-token-symbols.json")
+    )
+
+
+@asynccontextmanager
+async def open_chain(
+    subtensor: SubtensorConfig, wallet: Any, netuid: int
+) -> AsyncIterator[SdkChain]:
+    """Connect to the configured network; `dev:PATH` opens the dev chain file at PATH."""
+    target = subtensor.target
+    if target.startswith(DEV_PREFIX):
+        from d3.dev.substrate import DevSubstrate
+
+        _isolate_sdk_cache()
+        substrate = DevSubstrate(target.removeprefix(DEV_PREFIX))
+        async with bt.Subtensor("local", substrate=substrate) as client:
+            yield SdkChain(client, wallet, netuid)
+    else:
+        async with bt.Subtensor(target) as client:
+            yield SdkChain(client, wallet, netuid)
