@@ -15,7 +15,9 @@ from loguru import logger
 
 from d3.config import LoggingConfig
 
-FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}{extra_text}"
+FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}{extra[extra_text]}"
+)
 
 
 class _InterceptHandler(logging.Handler):

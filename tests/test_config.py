@@ -1,0 +1,123 @@
+import subprocess
+import sys
+
+import pytest
+from pydantic import BaseModel, Field, SecretStr
+
+from d3.config import ConfigError, NeuronBaseConfig, Section, load_config
+
+
+class DemoNeuron(Section):
+    commit_interval: int = Field(10, gt=0, description="blocks between commits")
+    dry_run: bool = Field(False, description="do everything but write")
+
+
+class XSection(Section):
+    bearer_token: SecretStr = Field(SecretStr(""), description="X API bearer token")
+
+
+class DemoConfig(NeuronBaseConfig):
+    neuron: DemoNeuron = DemoNeuron()
+    x: XSection = XSection()
+
+
+def test_defaults_flags_and_env_precedence():
+    config = load_config(DemoConfig, [], env={})
+    assert config.netuid == 1 and config.wallet.name == "default"
+    assert config.subtensor.network == "finney" and not config.logging.debug
+    env = {"D3_WALLET_NAME": "fromenv", "D3_NEURON_COMMIT_INTERVAL": "7", "D3_LOGGING_DEBUG": "yes"}
+    config = load_config(DemoConfig, ["--wallet.name", "fromflag", "--netuid", "13"], env=env)
+    assert config.wallet.name == "fromflag"  # the flag wins over the environment
+    assert config.neuron.commit_interval == 7
+    assert config.logging.debug is True
+    assert config.netuid == 13
+
+
+def test_bool_flags_and_networks():
+    config = load_config(
+        DemoConfig,
+        ["--neuron.dry_run", "--subtensor.network", "ws://127.0.0.1:9944", "--logging.trace"],
+        env={},
+    )
+    assert config.neuron.dry_run and config.logging.trace
+    assert config.subtensor.target == "ws://127.0.0.1:9944"
+    config = load_config(
+        DemoConfig, ["--subtensor.chain_endpoint", "wss://node.example:443"], env={}
+    )
+    assert config.subtensor.target == "wss://node.example:443"
+    assert load_config(DemoConfig, ["--subtensor.network", "dev:/tmp/c.sqlite"], env={})
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (
+            ["--neuron.commit_interval", "-5"],
+            {},
+            "--neuron.commit_interval: Input should be greater than 0 (got '-5')",
+        ),
+        (["--netuid", "abc"], {}, "--netuid: Input should be a valid integer"),
+        ([], {"D3_NETUID": "70000"}, "D3_NETUID: Input should be less than or equal to 65535"),
+        (
+            ["--subtensor.network", "mainnet"],
+            {},
+            "--subtensor.network: Value error, expected one of",
+        ),
+        (["--wallet.name", "../etc"], {}, "--wallet.name: Value error, use letters"),
+        ([], {"D3_LOGGING_DEBUG": "maybe"}, "D3_LOGGING_DEBUG: Input should be a valid boolean"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_flag(argv, env, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(DemoConfig, argv, env=env)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_secrets_are_never_echoed():
+    config = load_config(DemoConfig, ["--x.bearer_token", "s3cr3t"], env={})
+    assert config.x.bearer_token.get_secret_value() == "s3cr3t"
+    assert "s3cr3t" not in repr(config) and "s3cr3t" not in str(config.model_dump())
+
+    class Strict(BaseModel):
+        token: SecretStr = Field(min_length=10)
+
+    class WithStrict(NeuronBaseConfig):
+        x: Strict = Strict(token=SecretStr("0123456789"))
+
+    with pytest.raises(ConfigError) as info:
+        load_config(WithStrict, ["--x.token", "short"], env={})
+    assert "short" not in str(info.value)
+
+
+def test_help_lists_every_flag_and_unknown_flags_fail(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_config(DemoConfig, ["--help"], env={})
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--netuid", "--wallet.name", "--wallet.hotkey", "--wallet.path",
+                 "--subtensor.network", "--subtensor.chain_endpoint", "--logging.debug",
+                 "--logging.trace", "--logging.logging_dir", "--neuron.commit_interval",
+                 "--neuron.dry_run", "D3_WALLET_NAME"):  # fmt: skip
+        assert flag in out
+    with pytest.raises(SystemExit) as exit_info:
+        load_config(DemoConfig, ["--wallet.nmae", "x"], env={})
+    assert exit_info.value.code == 2
+
+
+def test_logging_routes_sdk_records_into_loguru(tmp_path):
+    script = (
+        "import logging; from loguru import logger\n"
+        "from d3.config import LoggingConfig; from d3.logs import setup_logging\n"
+        f"setup_logging(LoggingConfig(debug=True, logging_dir={str(tmp_path)!r}), 'demo')\n"
+        "logging.getLogger('bittensor.transport').info('sdk says hi')\n"
+        "logger.bind(hotkey='5Abc', uid=3).info('manifest accepted')\n"
+        "logger.complete()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sdk says hi" in result.stderr
+    assert "manifest accepted | hotkey=5Abc uid=3" in result.stderr
+    assert "manifest accepted" in (tmp_path / "demo.log").read_text()
