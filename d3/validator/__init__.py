@@ -1,0 +1,1 @@
+"""The validator: commitments in, verified unique tweets counted, weights out."""
