@@ -1,0 +1,100 @@
+"""The incentive mechanism: from credited unique tweets to weights.
+
+    score(h)   = unique(h) × credibility(h)
+    unique(h)  = new unique tweets credited to hotkey h in the last WINDOW_PERIODS periods
+                 (a period is PERIOD_BLOCKS blocks), from the period of h's registration on;
+                 credit belongs to a hotkey, so a replaced uid's successor starts at zero
+    rank       = position in descending score; equal scores share the better rank and
+                 the next score skips past them (1, 1, 3)
+    weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
+
+    credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
+                 outcome = 1 for a verified manifest, 0 for a rejected one; a new hotkey
+                 starts at INITIAL_CREDIBILITY
+
+With DECAY = 0.5 the top miner takes about half the emission, the next a quarter, and so
+on: the exponential curve the original D3 roadmap promised. docs/incentive-mechanism.md
+is generated from these constants and checked against them by a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PERIOD_BLOCKS = 7200  # one day of 12 s blocks
+WINDOW_PERIODS = 7
+DECAY = 0.5
+CREDIBILITY_ALPHA = 0.2
+INITIAL_CREDIBILITY = 1.0
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    period_blocks: int = PERIOD_BLOCKS
+    window_periods: int = WINDOW_PERIODS
+    decay: float = DECAY
+
+    def __post_init__(self) -> None:
+        if not 0 < self.decay < 1:
+            raise ValueError(f"decay must be in (0, 1), got {self.decay}")
+        if self.period_blocks <= 0 or self.window_periods <= 0:
+            raise ValueError("period_blocks and window_periods must be positive")
+
+    def period_of(self, block: int) -> int:
+        return block // self.period_blocks
+
+
+@dataclass(frozen=True)
+class MinerScore:
+    uid: int
+    hotkey: str
+    unique: int
+    credibility: float
+    score: float
+    weight: float
+
+
+def update_credibility(current: float, verified: bool, alpha: float = CREDIBILITY_ALPHA) -> float:
+    return (1 - alpha) * current + alpha * (1.0 if verified else 0.0)
+
+
+def windowed_unique(
+    per_period: Mapping[int, int], current_block: int, registered_block: int, params: ScoringParams
+) -> int:
+    """Credit inside the rolling window and not older than the hotkey's registration."""
+    newest = params.period_of(current_block)
+    oldest = max(newest - params.window_periods + 1, params.period_of(registered_block))
+    return sum(count for period, count in per_period.items() if oldest <= period <= newest)
+
+
+def exponential_weights(scores: Mapping[int, float], decay: float) -> dict[int, float]:
+    """uid -> weight on the exponential curve; zero scores get zero; sums to 1 (or empty)."""
+    positive = sorted((s for s in scores.values() if s > 0), reverse=True)
+    rank_of: dict[float, int] = {}
+    for rank, score in enumerate(positive):
+        rank_of.setdefault(score, rank)
+    raw = {uid: decay ** rank_of[s] if s > 0 else 0.0 for uid, s in scores.items()}
+    total = sum(raw.values())
+    return {uid: (w / total if total else 0.0) for uid, w in raw.items()}
+
+
+def score_miners(
+    neurons: list[tuple[int, str, int]],
+    credits: Mapping[str, Mapping[int, int]],
+    credibility: Mapping[str, float],
+    current_block: int,
+    params: ScoringParams,
+) -> list[MinerScore]:
+    """Scores for the registered neurons `(uid, hotkey, registered_block)`, by uid.
+
+    Credits of hotkeys that are no longer registered are ignored: their uid now belongs to
+    someone else, who starts from zero.
+    """
+    rows = []
+    for uid, hotkey, registered in neurons:
+        unique = windowed_unique(credits.get(hotkey, {}), current_block, registered, params)
+        cred = credibility.get(hotkey, INITIAL_CREDIBILITY)
+        rows.append((uid, hotkey, unique, cred, unique * cred))
+    weights = exponential_weights({r[0]: r[4] for r in rows}, params.decay)
+    return [MinerScore(u, h, n, c, s, weights[u]) for u, h, n, c, s in sorted(rows)]
