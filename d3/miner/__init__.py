@@ -1,0 +1,1 @@
+"""The miner: scrape tweets, keep them durably, publish them as shards."""

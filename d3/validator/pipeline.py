@@ -1,0 +1,239 @@
+"""From one commitment to verified tweet IDs: walk the manifest chain, fetch, verify.
+
+Preparation is the slow, untrusted part (miners' hosts, X look-ups), so it runs for many
+miners concurrently; its result is either verified IDs ready to ingest, a rejection with
+a reason, or "pending" while the upload may still be in flight. Nothing here writes to
+the index: ingestion happens afterwards, strictly in (commit block, hotkey) order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from loguru import logger
+
+from d3.commitment import Commitment
+from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
+from d3.shards import ShardLimits, shard_name
+from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
+from d3.validator.state import ValidatorState
+from d3.validator.verifier import (
+    Lookup,
+    LookupBudget,
+    VerificationError,
+    check_sample,
+    sample_seed,
+    verify_shard,
+)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    block: int  # the commitment's block: the item's place in the ingest order
+    hotkey: str
+    uid: int
+    commitment: Commitment
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.block, self.hotkey)
+
+
+@dataclass(frozen=True)
+class PipelineLimits:
+    max_chain_depth: int = 16  # manifests walked back per commitment
+    max_shards: int = 1_000  # per work item
+    max_rows: int = 2_000_000  # per work item
+    grace_blocks: int = 50  # for the upload to appear after the commit
+    shard: ShardLimits = field(default_factory=ShardLimits)
+
+
+@dataclass
+class Prepared:
+    item: WorkItem
+    manifests: list[Manifest]  # oldest first
+    shard_ids: list[tuple[str, pa.Array]]  # (shard sha256, its tweet IDs) in manifest order
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(ids) for _, ids in self.shard_ids)
+
+
+@dataclass
+class Rejected:
+    item: WorkItem
+    manifest_sha256s: list[str]  # what to record as judged (oldest first)
+    reason: str
+
+
+@dataclass
+class Pending:
+    item: WorkItem
+    reason: str
+
+
+Outcome = Prepared | Rejected | Pending
+
+
+class _Reject(Exception):
+    pass
+
+
+class ManifestPipeline:
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        state: ValidatorState,
+        netuid: int,
+        block_hash: Callable[[int], Awaitable[str | None]],
+        now: Callable[[], datetime],
+        lookup: Lookup | None = None,
+        budget: LookupBudget | None = None,
+        limits: PipelineLimits = PipelineLimits(),
+        clock: Callable[[], float] | None = None,
+    ):
+        self.fetcher = fetcher
+        self.state = state
+        self.netuid = netuid
+        self.block_hash = block_hash
+        self.now = now
+        self.lookup = lookup
+        self.budget = budget
+        self.limits = limits
+        self.clock = clock or (lambda: now().timestamp())
+
+    async def prepare(self, item: WorkItem, head_block: int) -> Outcome:
+        log = logger.bind(hotkey=item.hotkey[:10], uid=item.uid,
+                          manifest=item.commitment.manifest_sha256[:12])  # fmt: skip
+        in_grace = head_block <= item.block + self.limits.grace_blocks
+        walked: list[str] = []
+        try:
+            manifests = await self._walk(item, walked, log)
+            prepared = await self._verify_data(item, manifests, log)
+        except NotYetAvailable as missing:
+            if in_grace:
+                return Pending(item, str(missing))
+            return Rejected(item, walked or [item.commitment.manifest_sha256],
+                            f"not available {self.limits.grace_blocks} blocks after commit: "
+                            f"{missing}")  # fmt: skip
+        except FetchError as error:
+            if error.transient and in_grace:
+                return Pending(item, str(error))
+            return Rejected(item, walked or [item.commitment.manifest_sha256], str(error))
+        except (_Reject, ManifestError, VerificationError) as error:
+            return Rejected(item, walked or [item.commitment.manifest_sha256], str(error))
+        return prepared
+
+    async def _walk(self, item: WorkItem, walked: list[str], log) -> list[Manifest]:
+        """The unjudged manifests of the chain ending at the commitment, oldest first."""
+        sha: str | None = item.commitment.manifest_sha256
+        chain: list[Manifest] = []
+        while sha is not None:
+            if sha in walked:
+                raise _Reject(f"manifest chain loops at {sha[:12]}")
+            if len(chain) >= self.limits.max_chain_depth:
+                log.warning("manifest chain deeper than {}; older links ignored",
+                            self.limits.max_chain_depth)  # fmt: skip
+                break
+            if await self.state.judgement(item.hotkey, sha) is not None:
+                break
+            try:
+                data = await self.fetcher.fetch(
+                    item.commitment.locator, f"{sha}.json", MAX_MANIFEST_BYTES
+                )
+            except NotYetAvailable:
+                if not chain:
+                    raise
+                log.warning("parent manifest {} is missing; its shards are lost", sha[:12])
+                break
+            manifest = parse_manifest(data, expected_sha256=sha)
+            verify_manifest(manifest, item.hotkey, self.netuid)
+            chain.append(manifest)
+            walked.insert(0, sha)
+            sha = manifest.body.parent
+        chain.reverse()
+        return chain
+
+    async def _verify_data(self, item: WorkItem, manifests: list[Manifest], log) -> Prepared:
+        refs = [ref for m in manifests for ref in m.body.shards]
+        seen: set[str] = set()
+        refs = [r for r in refs if not (r.sha256 in seen or seen.add(r.sha256))]
+        if len(refs) > self.limits.max_shards:
+            raise _Reject(f"{len(refs)} shards, limit {self.limits.max_shards}")
+        total = sum(r.rows for r in refs)
+        if total > self.limits.max_rows:
+            raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
+        sample_at = await self._sample_positions(item, total)
+        starts = [0]
+        for ref in refs:
+            starts.append(starts[-1] + ref.rows)
+        now = self.now()
+        shard_ids: list[tuple[str, pa.Array]] = []
+        samples: list[pa.Table] = []
+        for ref, start in zip(refs, starts, strict=False):
+            if ref.bytes > self.limits.shard.max_bytes:
+                raise _Reject(f"shard {ref.sha256[:12]} is {ref.bytes} bytes, limit "
+                              f"{self.limits.shard.max_bytes}")  # fmt: skip
+            data = await self.fetcher.fetch(
+                item.commitment.locator, shard_name(ref.sha256), ref.bytes
+            )
+            table = verify_shard(data, ref, self.limits.shard, now)
+            local = [
+                p - start
+                for p in sample_at[
+                    bisect.bisect_left(sample_at, start) : bisect.bisect_left(
+                        sample_at, start + ref.rows
+                    )
+                ]
+            ]
+            if local:
+                samples.append(table.take(pa.array(local, pa.int64())))
+            shard_ids.append((ref.sha256, table["id"].combine_chunks()))
+            del table, data
+        all_ids = (
+            pa.concat_arrays([ids for _, ids in shard_ids])
+            if shard_ids
+            else pa.array([], pa.int64())
+        )
+        if pc.count_distinct(all_ids).as_py() != len(all_ids):
+            raise _Reject("the same tweet id appears in two shards")
+        prepared = Prepared(item, manifests, shard_ids)
+        if samples:
+            await self._check_on_x(pa.concat_tables(samples), prepared, log)
+        elif self.lookup is None:
+            prepared.notes.append("structure only (no X credentials)")
+        else:
+            prepared.notes.append("structure only (look-up budget spent)")
+        return prepared
+
+    async def _sample_positions(self, item: WorkItem, total: int) -> list[int]:
+        if self.lookup is None or self.budget is None or total == 0:
+            return []
+        size = min(self.budget.take(self.clock()), total)
+        if size == 0:
+            return []
+        block_hash = await self.block_hash(item.block + 1)
+        if block_hash is None:  # the next block is not there yet: sample next round
+            raise NotYetAvailable("the block after the commit is not final yet")
+        seed = sample_seed(item.commitment.manifest_sha256, block_hash)
+        return sorted(random.Random(seed).sample(range(total), size))
+
+    async def _check_on_x(self, sample: pa.Table, prepared: Prepared, log) -> None:
+        assert self.lookup is not None
+        verdict = await check_sample(sample, self.lookup)
+        reason = verdict.rejected
+        if reason is not None:
+            raise _Reject(reason)
+        if verdict.unanswered:
+            log.info("X gave no answer for {} of {} sampled tweets (no signal)",
+                     verdict.unanswered, sample.num_rows)  # fmt: skip
+        prepared.notes.append(
+            f"{verdict.checked} of {sample.num_rows} sampled tweets confirmed on X"
+        )

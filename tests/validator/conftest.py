@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bittensor as bt
+import pytest
+import redis.asyncio as aioredis
+
+from d3.chain.sdk import SdkChain
+from d3.dev.chain_state import SubnetParams
+from d3.dev.substrate import DevSubstrate
+from d3.dev.wallets import dev_wallet
+from d3.validator.fetcher import Fetcher, FetchLimits
+from d3.validator.index import TweetIndex
+from d3.validator.pipeline import ManifestPipeline, PipelineLimits
+from d3.validator.rounds import RoundRunner
+from d3.validator.scoring import ScoringParams
+from d3.validator.state import ValidatorState
+from d3.validator.verifier import LookupBudget
+
+NETUID = 3
+
+
+@dataclass
+class Net:
+    dev: DevSubstrate
+    wallets_dir: Path
+    data_dir: Path
+
+    def wallet(self, name: str) -> bt.Wallet:
+        return dev_wallet(self.wallets_dir, name)
+
+    async def chain(self, client, name: str) -> SdkChain:
+        return SdkChain(client, self.wallet(name), NETUID)
+
+
+@pytest.fixture
+def net(tmp_path) -> Iterator[Net]:
+    dev = DevSubstrate(tmp_path / "chain.sqlite")
+    owner = dev_wallet(tmp_path / "wallets", "owner")
+    dev.create_subnet(
+        NETUID, owner.hotkey.ss58_address, owner.coldkeypub.ss58_address,
+        SubnetParams(weights_rate_limit=2, tempo=100),
+    )  # fmt: skip
+    # file:// locators must fit the 128-byte commitment: keep the hosts' paths short.
+    hosts = Path(tempfile.mkdtemp(prefix="d3h"))
+    yield Net(dev, tmp_path / "wallets", hosts)
+    shutil.rmtree(hosts, ignore_errors=True)
+
+
+def make_runner(chain, redis_url: str, lookup=None, limits: PipelineLimits | None = None,
+                prefix: str = "d3") -> RoundRunner:  # fmt: skip
+    limits = limits or PipelineLimits(grace_blocks=5)
+    redis = aioredis.Redis.from_url(redis_url)
+    state = ValidatorState(redis, prefix)
+    pipeline = ManifestPipeline(
+        Fetcher(FetchLimits(deadline_s=10, retries=0), allow_file=True),
+        state, NETUID, chain.block_hash, lambda: datetime.now(UTC),
+        lookup=lookup, budget=LookupBudget(10_000, minimum=1, maximum=20) if lookup else None,
+        limits=limits,
+    )  # fmt: skip
+    return RoundRunner(chain, TweetIndex(redis, prefix), state, pipeline,
+                       ScoringParams(period_blocks=1000, window_periods=7, decay=0.5))  # fmt: skip
+
+
+def run(coro):
+    return asyncio.run(coro)

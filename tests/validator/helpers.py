@@ -1,0 +1,60 @@
+"""Building miners' datasets for validator tests, the way a miner publishes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from d3.commitment import Commitment, parse_locator
+from d3.manifest import Manifest, build_manifest
+from d3.shards import encode_shard
+from d3.validator.verifier import LookupAnswer
+
+
+@dataclass
+class Published:
+    manifest: Manifest
+    commitment: str
+
+
+def write_dataset(
+    directory: Path,
+    signer,
+    netuid: int,
+    tables: list[pa.Table],
+    parent: str | None = None,
+    locator: str | None = None,
+) -> Published:
+    directory.mkdir(parents=True, exist_ok=True)
+    shards = [encode_shard(t) for t in tables]
+    for shard in shards:
+        (directory / shard.name).write_bytes(shard.data)
+    manifest = build_manifest(signer, netuid, shards, parent, created_at=datetime.now(UTC))
+    (directory / manifest.name).write_bytes(manifest.to_bytes())
+    text = Commitment(manifest.sha256, parse_locator(locator or f"file://{directory}")).encode()
+    return Published(manifest, text)
+
+
+class TruthLookup:
+    """X as a table of the real tweets: what a look-up would answer."""
+
+    def __init__(self, *tables: pa.Table):
+        self.truth: dict[int, tuple[str, int]] = {}
+        for table in tables:
+            self.add(table)
+        self.calls = 0
+        self.down = False
+
+    def add(self, table: pa.Table) -> None:
+        for row in table.select(["id", "text", "author_id"]).to_pylist():
+            self.truth[row["id"]] = (row["text"], row["author_id"])
+
+    async def __call__(self, ids) -> LookupAnswer:
+        self.calls += 1
+        if self.down:
+            return LookupAnswer(found={}, failed=set(ids))
+        found = {i: self.truth[i] for i in ids if i in self.truth}
+        return LookupAnswer(found=found, missing={i for i in ids if i not in self.truth})
