@@ -131,7 +131,7 @@ class Batch:
 
 
 def _ms(value: datetime) -> int:
-    # Integer arithmetic: float timestamps can land one millisecond short.
+    # Integer arithmetic, so exactness never rests on float rounding.
     return (value - _EPOCH) // _MS
 
 

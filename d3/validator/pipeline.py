@@ -109,14 +109,21 @@ class ManifestPipeline:
         self.limits = limits
         self.clock = clock or (lambda: now().timestamp())
 
-    async def prepare(self, item: WorkItem, head_block: int) -> Outcome:
+    def sample_size(self) -> int:
+        """Look-ups for the next manifest. Called in ingest order, before preparation runs
+        concurrently, so the allotment does not depend on which download finishes first."""
+        if self.lookup is None or self.budget is None:
+            return 0
+        return self.budget.take(self.clock())
+
+    async def prepare(self, item: WorkItem, head_block: int, sample_size: int = 0) -> Outcome:
         log = logger.bind(hotkey=item.hotkey[:10], uid=item.uid,
                           manifest=item.commitment.manifest_sha256[:12])  # fmt: skip
         in_grace = head_block <= item.block + self.limits.grace_blocks
         walked: list[str] = []
         try:
             manifests = await self._walk(item, walked, log)
-            prepared = await self._verify_data(item, manifests, log)
+            prepared = await self._verify_data(item, manifests, sample_size, log)
         except NotYetAvailable as missing:
             if in_grace:
                 return Pending(item, str(missing))
@@ -161,7 +168,9 @@ class ManifestPipeline:
         chain.reverse()
         return chain
 
-    async def _verify_data(self, item: WorkItem, manifests: list[Manifest], log) -> Prepared:
+    async def _verify_data(
+        self, item: WorkItem, manifests: list[Manifest], sample_size: int, log
+    ) -> Prepared:
         refs = [ref for m in manifests for ref in m.body.shards]
         seen: set[str] = set()
         refs = [r for r in refs if not (r.sha256 in seen or seen.add(r.sha256))]
@@ -170,7 +179,7 @@ class ManifestPipeline:
         total = sum(r.rows for r in refs)
         if total > self.limits.max_rows:
             raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
-        sample_at = await self._sample_positions(item, total)
+        sample_at = await self._sample_positions(item, total, sample_size)
         starts = [0]
         for ref in refs:
             starts.append(starts[-1] + ref.rows)
@@ -213,11 +222,9 @@ class ManifestPipeline:
             prepared.notes.append("structure only (look-up budget spent)")
         return prepared
 
-    async def _sample_positions(self, item: WorkItem, total: int) -> list[int]:
-        if self.lookup is None or self.budget is None or total == 0:
-            return []
-        size = min(self.budget.take(self.clock()), total)
-        if size == 0:
+    async def _sample_positions(self, item: WorkItem, total: int, size: int) -> list[int]:
+        size = min(size, total)
+        if self.lookup is None or size == 0:
             return []
         block_hash = await self.block_hash(item.block + 1)
         if block_hash is None:  # the next block is not there yet: sample next round

@@ -78,11 +78,12 @@ class RoundRunner:
             logger.info("round at block {}: {} new commitments", graph.block, len(items))
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def prepare(item: WorkItem) -> Outcome:
+        async def prepare(item: WorkItem, sample_size: int) -> Outcome:
             async with gate:
-                return await self.pipeline.prepare(item, graph.block)
+                return await self.pipeline.prepare(item, graph.block, sample_size)
 
-        tasks = [asyncio.create_task(prepare(item)) for item in items]
+        sizes = [self.pipeline.sample_size() for _ in items]
+        tasks = [asyncio.create_task(prepare(i, n)) for i, n in zip(items, sizes, strict=True)]
         try:
             for task in tasks:  # in ingest order, while later ones are still preparing
                 outcome = await task

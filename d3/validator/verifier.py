@@ -125,22 +125,25 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
 class LookupBudget:
     """A daily allowance of X look-ups, spent per manifest.
 
-    It refills continuously (daily_budget per 24 h) so a burst of manifests cannot exhaust
-    a whole day at once; each manifest gets between `minimum` and `maximum` look-ups while
-    the allowance lasts, and none after that (structure-only, said in the log).
+    A token bucket: it refills continuously (daily_budget per 24 h) up to `burst` (an
+    hour's worth by default), so a burst of manifests cannot spend a whole day at once.
+    Each manifest gets between `minimum` and `maximum` look-ups while the allowance lasts,
+    and none after that (structure only, said in the log).
     """
 
-    def __init__(self, daily_budget: int, minimum: int = 5, maximum: int = 50):
+    def __init__(
+        self, daily_budget: int, minimum: int = 5, maximum: int = 50, burst: int | None = None
+    ):
         self.daily = max(0, daily_budget)
         self.minimum, self.maximum = minimum, maximum
-        self.available = float(min(self.daily, maximum * 4))
+        self.burst = float(burst if burst is not None else self.daily / 24)
+        self.available = self.burst
         self._last: float | None = None
 
     def take(self, now_s: float) -> int:
         if self._last is not None:
-            self.available = min(
-                float(self.daily), self.available + (now_s - self._last) * self.daily / 86_400
-            )
+            refill = (now_s - self._last) * self.daily / 86_400
+            self.available = min(self.burst, self.available + refill)
         self._last = now_s
         size = int(min(self.maximum, self.available))
         if size < self.minimum:
