@@ -92,11 +92,23 @@ def start_redis(
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     args = [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-        "--save", "", "--appendonly", "yes" if persistent else "no",
-        "--appendfsync", "always", "--protected-mode", "yes",
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persistent else "no",
+        "--appendfsync",
+        "always",
+        "--protected-mode",
+        "yes",
         *extra_args,
-    ]  # fmt: skip
+    ]
     log = open(directory / "redis.log", "ab")  # noqa: SIM115 - handed to the child process
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     log.close()

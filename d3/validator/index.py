@@ -99,9 +99,13 @@ class TweetIndex:
         new = skipped = 0
         for group, start, stop in _runs(pc.shift_right(windows, _SHIFT_GROUP)):
             added = await self._ingest_group(
-                group, ids.slice(start, stop - start), windows.slice(start, stop - start),
-                hotkey, token, period,
-            )  # fmt: skip
+                group,
+                ids.slice(start, stop - start),
+                windows.slice(start, stop - start),
+                hotkey,
+                token,
+                period,
+            )
             if added is None:
                 skipped += 1
             else:

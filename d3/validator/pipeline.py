@@ -117,8 +117,9 @@ class ManifestPipeline:
         return self.budget.take(self.clock())
 
     async def prepare(self, item: WorkItem, head_block: int, sample_size: int = 0) -> Outcome:
-        log = logger.bind(hotkey=item.hotkey[:10], uid=item.uid,
-                          manifest=item.commitment.manifest_sha256[:12])  # fmt: skip
+        log = logger.bind(
+            hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
+        )
         in_grace = head_block <= item.block + self.limits.grace_blocks
         walked: list[str] = []
         try:
@@ -127,9 +128,11 @@ class ManifestPipeline:
         except NotYetAvailable as missing:
             if in_grace:
                 return Pending(item, str(missing))
-            return Rejected(item, walked or [item.commitment.manifest_sha256],
-                            f"not available {self.limits.grace_blocks} blocks after commit: "
-                            f"{missing}")  # fmt: skip
+            return Rejected(
+                item,
+                walked or [item.commitment.manifest_sha256],
+                f"not available {self.limits.grace_blocks} blocks after commit: {missing}",
+            )
         except FetchError as error:
             if error.transient and in_grace:
                 return Pending(item, str(error))
@@ -146,8 +149,10 @@ class ManifestPipeline:
             if sha in walked:
                 raise _Reject(f"manifest chain loops at {sha[:12]}")
             if len(chain) >= self.limits.max_chain_depth:
-                log.warning("manifest chain deeper than {}; older links ignored",
-                            self.limits.max_chain_depth)  # fmt: skip
+                log.warning(
+                    "manifest chain deeper than {}; older links ignored",
+                    self.limits.max_chain_depth,
+                )
                 break
             if await self.state.judgement(item.hotkey, sha) is not None:
                 break
@@ -188,8 +193,10 @@ class ManifestPipeline:
         samples: list[pa.Table] = []
         for ref, start in zip(refs, starts, strict=False):
             if ref.bytes > self.limits.shard.max_bytes:
-                raise _Reject(f"shard {ref.sha256[:12]} is {ref.bytes} bytes, limit "
-                              f"{self.limits.shard.max_bytes}")  # fmt: skip
+                raise _Reject(
+                    f"shard {ref.sha256[:12]} is {ref.bytes} bytes, limit "
+                    f"{self.limits.shard.max_bytes}"
+                )
             data = await self.fetcher.fetch(
                 item.commitment.locator, shard_name(ref.sha256), ref.bytes
             )
@@ -239,8 +246,11 @@ class ManifestPipeline:
         if reason is not None:
             raise _Reject(reason)
         if verdict.unanswered:
-            log.info("X gave no answer for {} of {} sampled tweets (no signal)",
-                     verdict.unanswered, sample.num_rows)  # fmt: skip
+            log.info(
+                "X gave no answer for {} of {} sampled tweets (no signal)",
+                verdict.unanswered,
+                sample.num_rows,
+            )
         prepared.notes.append(
             f"{verdict.checked} of {sample.num_rows} sampled tweets confirmed on X"
         )

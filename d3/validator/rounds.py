@@ -102,11 +102,14 @@ class RoundRunner:
 
     async def _apply(self, outcome: Prepared | Rejected, report: RoundReport) -> None:
         item = outcome.item
-        log = logger.bind(hotkey=item.hotkey[:10], uid=item.uid,
-                          manifest=item.commitment.manifest_sha256[:12])  # fmt: skip
+        log = logger.bind(
+            hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
+        )
         if isinstance(outcome, Rejected):
-            judgements = [Judgement(sha, False, outcome.reason, item.block)
-                          for sha in outcome.manifest_sha256s]  # fmt: skip
+            judgements = [
+                Judgement(sha, False, outcome.reason, item.block)
+                for sha in outcome.manifest_sha256s
+            ]
             await self.state.judge(item.hotkey, judgements)
             report.rejected[item.commitment.manifest_sha256] = outcome.reason
             log.warning("manifest rejected: {}", outcome.reason)
@@ -116,20 +119,29 @@ class RoundRunner:
         for shard_sha, ids in outcome.shard_ids:
             result = await self.index.ingest(ids, item.hotkey, f"{shard_sha}:{item.hotkey}", period)
             new += result.new
-        judgements = [Judgement(m.sha256, True, "; ".join(outcome.notes), item.block)
-                      for m in outcome.manifests]  # fmt: skip
+        judgements = [
+            Judgement(m.sha256, True, "; ".join(outcome.notes), item.block)
+            for m in outcome.manifests
+        ]
         await self.state.judge(item.hotkey, judgements)
         report.accepted.append(item.commitment.manifest_sha256)
         report.new_unique += new
-        log.info("manifest accepted: {} rows, {} new unique{}", outcome.rows, new,
-                 f" ({'; '.join(outcome.notes)})" if outcome.notes else "")  # fmt: skip
+        log.info(
+            "manifest accepted: {} rows, {} new unique{}",
+            outcome.rows,
+            new,
+            f" ({'; '.join(outcome.notes)})" if outcome.notes else "",
+        )
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
         return score_miners(
-            neurons, await self.index.credits(), await self.state.credibility(), graph.block,
+            neurons,
+            await self.index.credits(),
+            await self.state.credibility(),
+            graph.block,
             self.scoring,
-        )  # fmt: skip
+        )
 
     async def set_weights(self, scores: Iterable[MinerScore], version_key: int) -> ChainVerdict:
         weights = {s.uid: s.weight for s in scores if s.weight > 0}

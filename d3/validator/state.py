@@ -76,8 +76,11 @@ class ValidatorState:
                         if seen is not None:
                             continue
                         cred = update_credibility(cred, judgement.accepted, alpha)
-                        doc = {"accepted": judgement.accepted, "reason": judgement.reason,
-                               "block": judgement.block}  # fmt: skip
+                        doc = {
+                            "accepted": judgement.accepted,
+                            "reason": judgement.reason,
+                            "block": judgement.block,
+                        }
                         pipe.hset(judged_key, judgement.manifest_sha256, json.dumps(doc))
                         pipe.rpush(order_key, judgement.manifest_sha256)
                     pipe.hset(cred_key, hotkey, repr(cred))

@@ -45,28 +45,40 @@ def net(tmp_path) -> Iterator[Net]:
     dev = DevSubstrate(tmp_path / "chain.sqlite")
     owner = dev_wallet(tmp_path / "wallets", "owner")
     dev.create_subnet(
-        NETUID, owner.hotkey.ss58_address, owner.coldkeypub.ss58_address,
+        NETUID,
+        owner.hotkey.ss58_address,
+        owner.coldkeypub.ss58_address,
         SubnetParams(weights_rate_limit=2, tempo=100),
-    )  # fmt: skip
+    )
     # file:// locators must fit the 128-byte commitment: keep the hosts' paths short.
     hosts = Path(tempfile.mkdtemp(prefix="d3h"))
     yield Net(dev, tmp_path / "wallets", hosts)
     shutil.rmtree(hosts, ignore_errors=True)
 
 
-def make_runner(chain, redis_url: str, lookup=None, limits: PipelineLimits | None = None,
-                prefix: str = "d3") -> RoundRunner:  # fmt: skip
+def make_runner(
+    chain, redis_url: str, lookup=None, limits: PipelineLimits | None = None, prefix: str = "d3"
+) -> RoundRunner:
     limits = limits or PipelineLimits(grace_blocks=5)
     redis = aioredis.Redis.from_url(redis_url)
     state = ValidatorState(redis, prefix)
     pipeline = ManifestPipeline(
         Fetcher(FetchLimits(deadline_s=10, retries=0), allow_file=True),
-        state, NETUID, chain.block_hash, lambda: datetime.now(UTC),
-        lookup=lookup, budget=LookupBudget(10_000, minimum=1, maximum=20) if lookup else None,
+        state,
+        NETUID,
+        chain.block_hash,
+        lambda: datetime.now(UTC),
+        lookup=lookup,
+        budget=LookupBudget(10_000, minimum=1, maximum=20) if lookup else None,
         limits=limits,
-    )  # fmt: skip
-    return RoundRunner(chain, TweetIndex(redis, prefix), state, pipeline,
-                       ScoringParams(period_blocks=1000, window_periods=7, decay=0.5))  # fmt: skip
+    )
+    return RoundRunner(
+        chain,
+        TweetIndex(redis, prefix),
+        state,
+        pipeline,
+        ScoringParams(period_blocks=1000, window_periods=7, decay=0.5),
+    )
 
 
 def run(coro):

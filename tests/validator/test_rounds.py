@@ -137,8 +137,13 @@ def test_bad_manifests_are_rejected_and_honest_miners_still_scored(net, redis_ur
             path = net.data_dir / "tamperer" / f"{shard}.parquet"
             path.write_bytes(path.read_bytes()[:-9] + b"123456789")
             # Forger: a manifest signed by someone else's key, committed under its hotkey.
-            await _commit(chains["forger"], net, "forger", [synthetic_table(100, seed=34)],
-                          signer=Keypair.create_from_uri("//Mallory"))  # fmt: skip
+            await _commit(
+                chains["forger"],
+                net,
+                "forger",
+                [synthetic_table(100, seed=34)],
+                signer=Keypair.create_from_uri("//Mallory"),
+            )
             for name, (shards, _reason) in cases.items():
                 wallet = net.wallet(name)
                 directory = net.data_dir / name
@@ -165,10 +170,12 @@ def test_bad_manifests_are_rejected_and_honest_miners_still_scored(net, redis_ur
     assert len(report.accepted) == 2  # honest and "good"
     assert by_uid[uid["honest"]].unique == 500 and by_uid[uid["good"]].unique == 300
     expected = {
-        "fabricator": "do not exist on X", "alterer": "differs from X",
-        "tamperer": "do not match their sha256", "forger": "committed by",
+        "fabricator": "do not exist on X",
+        "alterer": "differs from X",
+        "tamperer": "do not match their sha256",
+        "forger": "committed by",
         **{n: r for n, (_s, r) in cases.items() if r},
-    }  # fmt: skip
+    }
     assert len(rejected_reasons) == len(expected)
     all_reasons = " | ".join(rejected_reasons.values())
     for name, fragment in expected.items():

@@ -1,0 +1,259 @@
+"""The validator process: configuration, wiring, and the loop that runs for months.
+
+Every iteration is guarded: a bad round is logged and the next one starts. Only
+conditions that a restart could fix, or that an operator must see, end the process with a
+non-zero status (so pm2 restarts it): the hotkey is not registered, or Redis has been
+unreachable for longer than `--redis.max_outage_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from datetime import UTC, datetime
+
+import bittensor as bt
+from loguru import logger
+from pydantic import Field, SecretStr, field_validator
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from d3 import __version__
+from d3.chain.interface import Chain
+from d3.chain.sdk import DEV_PREFIX, open_chain
+from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.logs import setup_logging
+from d3.redis_url import connect_redis, validate_redis_url
+from d3.shards import ShardLimits
+from d3.validator.fetcher import Fetcher, FetchLimits
+from d3.validator.index import TweetIndex
+from d3.validator.pipeline import ManifestPipeline, PipelineLimits
+from d3.validator.rounds import RoundRunner
+from d3.validator.scoring import DECAY, PERIOD_BLOCKS, WINDOW_PERIODS, ScoringParams
+from d3.validator.state import ValidatorState
+from d3.validator.verifier import LookupBudget
+from d3.validator.x_lookup import source_lookup
+
+# Sent with every weight-set; bump when a release changes scoring.
+VERSION_KEY = int("".join(f"{int(p):03d}" for p in __version__.split(".")))
+
+
+class RedisSection(Section):
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis://, rediss:// or unix://")
+    cluster: bool = Field(False, description="the URL is one node of a Redis Cluster")
+    prefix: str = Field("d3", description="key prefix (one per subnet if Redis is shared)")
+    max_outage_s: float = Field(300, gt=0, description="exit after Redis is down this long")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return validate_redis_url(value)
+
+
+class ValidatorNeuronSection(Section):
+    poll_blocks: int = Field(5, gt=0, description="read commitments every N blocks")
+    weights_interval: int = Field(100, gt=0, description="set weights every N blocks at most")
+    concurrency: int = Field(8, gt=0, le=64, description="miners fetched in parallel")
+    grace_blocks: int = Field(50, ge=0, description="blocks a miner has to upload after commit")
+
+
+class VerifySection(Section):
+    daily_budget: int = Field(10_000, ge=0, description="X look-ups per day (0: structure only)")
+    min_per_manifest: int = Field(5, gt=0, description="fewest look-ups worth spending")
+    max_per_manifest: int = Field(50, gt=0, description="most look-ups per manifest")
+    x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
+    x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
+
+
+class FetchSection(Section):
+    max_shard_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest shard fetched")
+    max_rows: int = Field(2_000_000, gt=0, description="most rows per commitment")
+    deadline_s: float = Field(120, gt=0, description="time allowed for one file")
+    s3_endpoint: str | None = Field(None, description="S3-compatible endpoint for s3:// data")
+
+
+class ScoringSection(Section):
+    decay: float = Field(DECAY, gt=0, lt=1, description="weight ratio between adjacent ranks")
+    period_blocks: int = Field(PERIOD_BLOCKS, gt=0, description="blocks per credit period")
+    window_periods: int = Field(WINDOW_PERIODS, gt=0, description="periods in the window")
+
+
+class ValidatorConfig(NeuronBaseConfig):
+    redis: RedisSection = RedisSection()
+    neuron: ValidatorNeuronSection = ValidatorNeuronSection()
+    verify: VerifySection = VerifySection()
+    fetch: FetchSection = FetchSection()
+    scoring: ScoringSection = ScoringSection()
+
+
+class FatalError(Exception):
+    """Stop the process with a non-zero status: a restart or an operator is needed."""
+
+
+def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
+    state = ValidatorState(redis, config.redis.prefix)
+    lookup = None
+    token = config.verify.x_bearer_token.get_secret_value()
+    if token and config.verify.daily_budget:
+        from scraping.x_api import XApiSource
+
+        # A rate-limited look-up waits at most a minute: a round must not stall for long.
+        source = XApiSource(token, api_base_url=config.verify.x_api_base_url, max_wait_s=60)
+        lookup = source_lookup(source)
+    else:
+        logger.warning("no X credentials (--verify.x_bearer_token): structural checks only")
+    fetch = config.fetch
+    pipeline = ManifestPipeline(
+        Fetcher(
+            FetchLimits(deadline_s=fetch.deadline_s),
+            s3_endpoint=fetch.s3_endpoint,
+            allow_file=config.subtensor.target.startswith(DEV_PREFIX),
+        ),
+        state,
+        config.netuid,
+        chain.block_hash,
+        lambda: datetime.now(UTC),
+        lookup=lookup,
+        budget=LookupBudget(
+            config.verify.daily_budget,
+            config.verify.min_per_manifest,
+            config.verify.max_per_manifest,
+        ),
+        limits=PipelineLimits(
+            max_rows=fetch.max_rows,
+            grace_blocks=config.neuron.grace_blocks,
+            shard=ShardLimits(max_bytes=fetch.max_shard_bytes, max_rows=fetch.max_rows),
+        ),
+    )
+    scoring = ScoringParams(
+        config.scoring.period_blocks, config.scoring.window_periods, config.scoring.decay
+    )
+    return RoundRunner(
+        chain,
+        TweetIndex(redis, config.redis.prefix),
+        state,
+        pipeline,
+        scoring,
+        concurrency=config.neuron.concurrency,
+    )
+
+
+class Validator:
+    def __init__(self, config: ValidatorConfig, chain: Chain, runner: RoundRunner):
+        self.config = config
+        self.chain = chain
+        self.runner = runner
+        self.stop = asyncio.Event()
+        self._redis_down_since: float | None = None
+
+    async def run(self) -> None:
+        log = logger.bind(hotkey=self.chain.hotkey[:10])
+        last_weights: int | None = None
+        while not self.stop.is_set():
+            try:
+                if last_weights is None:
+                    saved = await self.runner.state.get_meta("last_weights_block")
+                    last_weights = int(saved or 0)
+                graph = await self.chain.metagraph()
+                if graph.uid_of(self.chain.hotkey) is None:
+                    raise FatalError(
+                        f"validator hotkey {self.chain.hotkey} is not registered on netuid "
+                        f"{self.config.netuid}"
+                    )
+                await self.runner.process(graph)
+                if graph.block - last_weights >= self.config.neuron.weights_interval:
+                    scores = await self.runner.scores(graph)
+                    verdict = await self.runner.set_weights(scores, VERSION_KEY)
+                    if verdict.ok:
+                        last_weights = verdict.block or graph.block
+                        await self.runner.state.set_meta("last_weights_block", str(last_weights))
+                self._redis_down_since = None
+            except FatalError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                self._redis_outage(error)
+            except RedisError as error:
+                log.error("redis error in round: {}", error)
+            except Exception:
+                log.exception("round failed; the next one starts on schedule")
+            await self._wait_blocks(self.config.neuron.poll_blocks)
+
+    def _redis_outage(self, error: Exception) -> None:
+        now = time.monotonic()
+        self._redis_down_since = self._redis_down_since or now
+        down = now - self._redis_down_since
+        logger.error("redis unreachable for {:.0f}s: {}", down, error)
+        if down > self.config.redis.max_outage_s:
+            limit = self.config.redis.max_outage_s
+            raise FatalError(f"redis unreachable for {down:.0f}s (limit {limit:.0f}s)")
+
+    async def _wait_blocks(self, blocks: int) -> None:
+        """Sleep until `blocks` more blocks exist (or stop is requested)."""
+        try:
+            target = await self.chain.block() + blocks
+        except Exception as error:  # chain hiccup: wait a while and let the loop retry
+            logger.warning("could not read the block number: {}", error)
+            target = None
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=2.0)
+            if target is None:
+                return
+            try:
+                if await self.chain.block() >= target:
+                    return
+            except Exception:
+                return
+
+
+async def amain(config: ValidatorConfig) -> int:
+    wallet = bt.Wallet(
+        config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
+    )
+    try:
+        wallet.hotkey  # noqa: B018 - load it now: a missing key is an operator error
+    except Exception as error:
+        logger.error(
+            "cannot load hotkey {}/{} from {}: {}",
+            config.wallet.name,
+            config.wallet.hotkey,
+            config.wallet.path,
+            error,
+        )
+        return 1
+    redis = connect_redis(config.redis.url, cluster=config.redis.cluster)
+    try:
+        async with open_chain(config.subtensor, wallet, config.netuid) as chain:
+            logger.info(
+                "validator {} on netuid {} ({}), redis {}",
+                chain.hotkey,
+                config.netuid,
+                config.subtensor.target,
+                config.redis.url,
+            )
+            validator = Validator(config, chain, build_runner(config, chain, redis))
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, validator.stop.set)
+            await validator.run()
+            logger.info("validator stopped")
+            return 0
+    except FatalError as error:
+        logger.error("fatal: {}", error)
+        return 1
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_or_exit(
+        ValidatorConfig,
+        "validator.py",
+        "D3 validator: verify miners' datasets, deduplicate in Redis, set weights.",
+        argv,
+    )
+    setup_logging(config.logging, "validator")
+    return asyncio.run(amain(config))

@@ -1,0 +1,26 @@
+"""Adapt a tweet source's look-up to what the verifier needs, keeping outages blameless."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from loguru import logger
+
+from d3.validator.verifier import Lookup, LookupAnswer
+from scraping.source import SourceAuthError, SourceError, TweetSource
+
+
+def source_lookup(source: TweetSource) -> Lookup:
+    async def lookup(ids: Sequence[int]) -> LookupAnswer:
+        try:
+            result = await source.lookup(ids)
+        except SourceAuthError as error:
+            logger.error("X refused the validator's credentials: {} (structure only)", error)
+            return LookupAnswer(found={}, failed=set(ids))
+        except SourceError as error:
+            logger.warning("X look-up failed: {} (no signal for this sample)", error)
+            return LookupAnswer(found={}, failed=set(ids))
+        found = {i: (r.text, r.author_id) for i, r in result.found.items()}
+        return LookupAnswer(found=found, missing=set(result.missing), failed=set(result.failed))
+
+    return lookup

@@ -1,0 +1,74 @@
+"""The one interface every tweet source offers: miners search, validators look up.
+
+Keeping both behind one protocol means the validator checks a miner's tweets with the same
+normaliser that produced them, so a difference in a record is a difference on X, not in
+our code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from d3.record import TweetRecord
+
+
+class SourceError(Exception):
+    """A source could not answer; subclasses say whether retrying later can help."""
+
+
+class SourceAuthError(SourceError):
+    """The credentials were refused (401/403): retrying cannot help, an operator must act."""
+
+
+class SourceUnavailable(SourceError):
+    """An outage or a rate limit outlasted our retries: try again later."""
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """Tweets from one search, newest first.
+
+    `newest_id` is what the next search passes as `since_id`; None when nothing came back,
+    in which case the caller keeps its previous `since_id`.
+    """
+
+    records: list[TweetRecord] = field(default_factory=list)
+    newest_id: int | None = None
+    rejected: int = 0
+
+
+@dataclass(slots=True)
+class LookupResult:
+    """The answer to a look-up, split so a validator never blames a miner for our outage.
+
+    `missing`: X says the tweet does not exist, was deleted, or cannot be seen.
+    `failed`: no usable answer (outage, rate limit, unreadable tweet): no signal either way.
+    """
+
+    found: dict[int, TweetRecord] = field(default_factory=dict)
+    missing: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+
+
+@runtime_checkable
+class TweetSource(Protocol):
+    name: str
+
+    async def search(
+        self,
+        query: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        since_id: int | None = None,
+        limit: int = 100,
+    ) -> SearchResult:
+        """Newest first, at most `limit` tweets matching `query` (X search syntax)."""
+        ...
+
+    async def lookup(self, ids: Sequence[int]) -> LookupResult:
+        """Every ID lands in exactly one of found / missing / failed."""
+        ...

@@ -1,0 +1,119 @@
+"""The validator as operators run it: a process, killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import bittensor as bt
+import pyarrow as pa
+import redis.asyncio as aioredis
+
+from d3.dev.synthetic import synthetic_table
+from d3.validator.index import TweetIndex
+
+from .conftest import NETUID, run
+from .helpers import write_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _validator(net, redis_url: str, *extra: str) -> subprocess.Popen:
+    args = [
+        sys.executable, os.path.join(ROOT, "neurons", "validator.py"),
+        "--netuid", str(NETUID), "--subtensor.network", f"dev:{net.dev.path}",
+        "--wallet.name", "validator", "--wallet.path", str(net.wallets_dir),
+        "--redis.url", redis_url, "--neuron.poll_blocks", "1", "--verify.daily_budget", "0",
+        "--neuron.weights_interval", "1", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+async def _register_and_publish(net, datasets: dict[str, list[pa.Table]]) -> None:
+    async with bt.Subtensor("local", substrate=net.dev) as client:
+        validator = await net.chain(client, "validator")
+        assert (await validator.register()).ok
+        net.dev.set_stake(validator.hotkey, 10**12)
+        for name, tables in datasets.items():
+            chain = await net.chain(client, name)
+            assert (await chain.register()).ok
+            wallet = net.wallet(name)
+            published = write_dataset(net.data_dir / name, wallet.hotkey, NETUID, tables)
+            assert (await chain.commit(published.commitment)).ok
+    net.dev.advance(1)
+
+
+async def _credits(redis_url: str) -> dict[str, int]:
+    index = TweetIndex(aioredis.Redis.from_url(redis_url))
+    totals = {hk: sum(per.values()) for hk, per in (await index.credits()).items()}
+    await index.redis.aclose()
+    return totals
+
+
+def test_kill_9_mid_ingest_then_restart_gives_the_uninterrupted_credits(net, redis_url):
+    start = datetime(2025, 9, 1, tzinfo=UTC)
+    a = [synthetic_table(20_000, seed=s, start=start) for s in range(6)]
+    b = [synthetic_table(20_000, seed=s, start=start) for s in range(4, 10)]  # overlaps a
+    run(_register_and_publish(net, {"alpha": a, "beta": b}))
+    ids_a = {i for t in a for i in t["id"].to_pylist()}
+    ids_b = {i for t in b for i in t["id"].to_pylist()} - ids_a
+    alpha, beta = (net.wallet(n).hotkey.ss58_address for n in ("alpha", "beta"))
+    expected = {alpha: len(ids_a), beta: len(ids_b)}
+
+    process = _validator(net, redis_url)
+    deadline = time.monotonic() + 120
+    partial = None
+    while time.monotonic() < deadline and process.poll() is None:
+        credits = run(_credits(redis_url))
+        if 0 < sum(credits.values()) < sum(expected.values()):
+            process.send_signal(signal.SIGKILL)
+            partial = credits
+            break
+        time.sleep(0.01)
+    process.wait(10)
+    assert partial is not None, "did not catch the validator mid-ingest"
+
+    restarted = _validator(net, redis_url)
+    try:
+        while time.monotonic() < deadline and run(_credits(redis_url)) != expected:
+            assert restarted.poll() is None, restarted.stderr.read()
+            time.sleep(0.1)
+        assert run(_credits(redis_url)) == expected
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        _, err = restarted.communicate(timeout=30)
+    assert restarted.returncode == 0, err[-2000:]
+    assert "manifest accepted" in err
+
+
+def test_unregistered_validator_exits_non_zero(net, redis_url):
+    net.wallet("validator")
+    process = _validator(net, redis_url)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "is not registered on netuid" in err
+
+
+def test_redis_unreachable_too_long_exits_non_zero(net):
+    run(_register_and_publish(net, {}))
+    net.dev.set_block_time(0.2)  # the loop paces itself by blocks
+    process = _validator(net, "redis://127.0.0.1:1/0", "--redis.max_outage_s", "1")
+    _, err = process.communicate(timeout=90)
+    assert process.returncode == 1
+    assert "redis unreachable" in err
+
+
+def test_bad_flag_is_one_line_and_status_2():
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "neurons", "validator.py"), "--redis.url", "http://x"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "validator.py: error: --redis.url: Value error, scheme must be one of redis://, "
+        "rediss://, unix:// (got 'http://x')"
+    ]
