@@ -91,8 +91,16 @@ def main() -> None:
     memory_ratio = figures["original"]["bytes_per_id"] / figures["d3"]["bytes_per_id"]
     print(f"D3 is {speedup:.1f}x faster and {memory_ratio:.1f}x smaller per ID ({n:,} IDs)")
     if args.json:
-        print(json.dumps({"ids": n, **figures, "speedup": round(speedup, 2),
-                          "memory_ratio": round(memory_ratio, 2)}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "ids": n,
+                    **figures,
+                    "speedup": round(speedup, 2),
+                    "memory_ratio": round(memory_ratio, 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

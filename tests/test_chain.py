@@ -217,10 +217,12 @@ def test_dev_chain_is_shared_between_processes(dev, chain_file, tmp_path, wallet
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, *args, name, str(NETUID)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name in ("alice", "bob")
-    ]  # fmt: skip
+    ]
     outputs = [child.communicate(timeout=120) for child in children]
     for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err

@@ -95,10 +95,20 @@ def test_help_lists_every_flag_and_unknown_flags_fail(capsys):
         load_config(DemoConfig, ["--help"], env={})
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--netuid", "--wallet.name", "--wallet.hotkey", "--wallet.path",
-                 "--subtensor.network", "--subtensor.chain_endpoint", "--logging.debug",
-                 "--logging.trace", "--logging.logging_dir", "--neuron.commit_interval",
-                 "--neuron.dry_run", "D3_WALLET_NAME"):  # fmt: skip
+    for flag in (
+        "--netuid",
+        "--wallet.name",
+        "--wallet.hotkey",
+        "--wallet.path",
+        "--subtensor.network",
+        "--subtensor.chain_endpoint",
+        "--logging.debug",
+        "--logging.trace",
+        "--logging.logging_dir",
+        "--neuron.commit_interval",
+        "--neuron.dry_run",
+        "D3_WALLET_NAME",
+    ):
         assert flag in out
     with pytest.raises(SystemExit) as exit_info:
         load_config(DemoConfig, ["--wallet.nmae", "x"], env={})
