@@ -1,0 +1,139 @@
+"""Ordering, grace periods, missed commitments, and agreement between validators."""
+
+from __future__ import annotations
+
+import bittensor as bt
+import pyarrow as pa
+import redis.asyncio as aioredis
+
+from d3.commitment import Commitment, parse_locator
+from d3.dev.redis_server import start_redis
+from d3.dev.synthetic import synthetic_table
+from d3.manifest import build_manifest
+from d3.shards import encode_shard
+
+from .conftest import NETUID, make_runner, run
+from .helpers import write_dataset
+
+
+async def _registered(client, net, names):
+    chains = {n: await net.chain(client, n) for n in names}
+    for chain in chains.values():
+        assert (await chain.register()).ok
+    return chains
+
+
+def test_missed_commitments_are_recovered_through_the_parent_chain(net, redis_url):
+    tables = [synthetic_table(400, seed=s) for s in (40, 41, 42)]
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "miner"])
+            signer = net.wallet("miner").hotkey
+            parent = None
+            for table in tables:  # three commits; the validator only ever sees the last
+                published = write_dataset(net.data_dir / "miner", signer, NETUID, [table], parent)
+                assert (await chains["miner"].commit(published.commitment)).ok
+                parent = published.manifest.sha256
+            net.dev.advance(1)
+            runner = make_runner(chains["validator"], redis_url)
+            report = await runner.process(await chains["validator"].metagraph())
+            again = await runner.process(await chains["validator"].metagraph())
+            return report, again, await runner.index.credits()
+
+    report, again, credits = run(body())
+    assert len(report.accepted) == 1 and report.new_unique == 1200
+    assert again.accepted == [] and again.new_unique == 0
+    assert sum(credits[net.wallet("miner").hotkey.ss58_address].values()) == 1200
+
+
+def test_late_upload_waits_then_counts_and_holds_back_later_commits(net, redis_url):
+    early = synthetic_table(300, seed=50)
+    late_copy = pa.concat_tables([early, synthetic_table(100, seed=51)])
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "slow", "fast"])
+            slow = net.wallet("slow").hotkey
+            # The slow miner commits first but has not uploaded yet.
+            shard = encode_shard(early)
+            manifest = build_manifest(slow, NETUID, [shard], None)
+            directory = net.data_dir / "slow"
+            directory.mkdir(parents=True)
+            locator = parse_locator(f"file://{directory}")
+            assert (await chains["slow"].commit(Commitment(manifest.sha256, locator).encode())).ok
+            fast = write_dataset(
+                net.data_dir / "fast", net.wallet("fast").hotkey, NETUID, [late_copy]
+            )
+            assert (await chains["fast"].commit(fast.commitment)).ok
+            net.dev.advance(1)
+            runner = make_runner(chains["validator"], redis_url)
+            first = await runner.process(await chains["validator"].metagraph())
+            (directory / shard.name).write_bytes(shard.data)  # the upload lands
+            (directory / manifest.name).write_bytes(manifest.to_bytes())
+            second = await runner.process(await chains["validator"].metagraph())
+            return first, second, await runner.index.credits()
+
+    first, second, credits = run(body())
+    assert first.pending and not first.accepted  # the fast miner waits behind the slow one
+    assert len(second.accepted) == 2
+    slow_hk, fast_hk = (net.wallet(n).hotkey.ss58_address for n in ("slow", "fast"))
+    assert sum(credits[slow_hk].values()) == 300  # priority by commit, not by upload
+    assert sum(credits[fast_hk].values()) == 100
+
+
+def test_never_uploaded_is_rejected_after_the_grace_period(net, redis_url):
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "ghost"])
+            missing = "0" * 64
+            locator = parse_locator(f"file://{net.data_dir}/ghost")
+            assert (await chains["ghost"].commit(Commitment(missing, locator).encode())).ok
+            runner = make_runner(chains["validator"], redis_url)
+            within = await runner.process(await chains["validator"].metagraph())
+            net.dev.advance(10)  # grace is 5 blocks in these tests
+            after = await runner.process(await chains["validator"].metagraph())
+            return within, after, await runner.state.credibility()
+
+    within, after, credibility = run(body())
+    assert within.pending and not within.rejected
+    [reason] = after.rejected.values()
+    assert "not available 5 blocks after commit" in reason
+    assert credibility[net.wallet("ghost").hotkey.ss58_address] < 1.0
+
+
+def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
+    datasets = {
+        "m1": [synthetic_table(800, seed=60)],
+        "m2": [
+            pa.concat_tables(
+                [synthetic_table(800, seed=60).slice(0, 300), synthetic_table(200, seed=61)]
+            )
+        ],
+        "m3": [synthetic_table(500, seed=62)],
+    }
+
+    async def body(second_url: str):
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["v1", "v2", *datasets])
+            for hk in ("v1", "v2"):
+                net.dev.set_stake(chains[hk].hotkey, 10**12)
+            for name, tables in datasets.items():
+                published = write_dataset(
+                    net.data_dir / name, net.wallet(name).hotkey, NETUID, tables
+                )
+                assert (await chains[name].commit(published.commitment)).ok
+            net.dev.advance(1)
+            for name, url in (("v1", redis_url), ("v2", second_url)):
+                runner = make_runner(chains[name], url)
+                graph = await chains[name].metagraph()
+                await runner.process(graph)
+                scores = await runner.scores(graph)
+                assert (await runner.set_weights(scores, version_key=0)).ok
+                await aioredis.Redis.from_url(url).aclose()
+            matrix = await client.weights.weights(NETUID)
+            return matrix[0], matrix[1]
+
+    with start_redis(tmp_path / "second") as second:
+        v1, v2 = run(body(second.url))
+    assert v1 == v2 and len(v1) == 3
