@@ -429,7 +429,7 @@ class TweetStore:
                 dropped = self._drop_published(db, excess)
                 if dropped < excess:
                     logger.warning(
-                        "{} unpublished rows keep the store above max_rows={}",
+                        "store is {} rows over max_rows={}: unpublished rows are kept",
                         excess - dropped,
                         self.max_rows,
                     )
