@@ -1,0 +1,242 @@
+"""The miner process: scrape on a query plan, store, publish every few blocks.
+
+Scraping and publishing are two tasks sharing the store. Either can fail an iteration
+(X down, chain down, host down) and simply tries again later; SIGTERM/SIGINT stop both,
+and the store is closed cleanly (everything acknowledged is already on disk anyway).
+The process exits non-zero only when it cannot work at all: the hotkey is not registered,
+or the configuration is unusable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Literal
+
+import bittensor as bt
+from loguru import logger
+from pydantic import Field, SecretStr
+
+from d3.chain.interface import Chain
+from d3.chain.sdk import DEV_PREFIX, open_chain
+from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.logs import setup_logging
+from d3.miner.hosts import DatasetHost, HuggingFaceHost, LocalDirHost, S3Host
+from d3.miner.publisher import Publisher, PublishError
+from d3.miner.store import TweetStore
+from scraping.query_plan import QueryPlan, QueryPlanError, default_plan, load_plan
+from scraping.source import SourceAuthError, SourceError, TweetSource
+
+AUTH_BACKOFF_S = 600.0
+
+
+class MinerNeuronSection(Section):
+    commit_interval: int = Field(50, gt=0, description="blocks between publications")
+    store_path: str = Field("~/.d3/miner/store.sqlite", description="the miner's tweet store")
+    max_rows: int | None = Field(5_000_000, gt=0, description="store bound (published rows)")
+    batch_rows: int = Field(200_000, gt=0, description="most rows per publication")
+    shard_rows: int = Field(100_000, gt=0, description="rows per Parquet shard")
+
+
+class SourceSection(Section):
+    kind: Literal["x_api", "twscrape", "apify"] = Field("x_api", description="tweet source")
+    x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
+    x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
+    query_plan: str | None = Field(None, description="TOML/JSON query plan (default: built in)")
+    twscrape_accounts: str | None = Field(None, description="twscrape accounts file")
+    apify_token: SecretStr = Field(SecretStr(""), description="Apify API token")
+
+
+class HostSection(Section):
+    kind: Literal["dir", "s3", "hf"] = Field("dir", description="where datasets are uploaded")
+    dir: str = Field("~/.d3/miner/public", description="directory for kind=dir")
+    locator: str | None = Field(
+        None,
+        description="public locator committed on chain: https://... for a served dir, "
+        "s3://bucket/prefix, hf:owner/repo (file:// is used for dir on dev chains)",
+    )
+    s3_endpoint: str | None = Field(None, description="S3-compatible endpoint URL")
+    hf_token: SecretStr = Field(SecretStr(""), description="Hugging Face token (or HF_TOKEN)")
+
+
+class MinerConfig(NeuronBaseConfig):
+    neuron: MinerNeuronSection = MinerNeuronSection()
+    source: SourceSection = SourceSection()
+    host: HostSection = HostSection()
+
+
+class ConfigProblem(Exception):
+    """The configuration cannot work; the message tells the operator what to change."""
+
+
+def build_source(config: SourceSection) -> TweetSource:
+    if config.kind == "x_api":
+        token = config.x_bearer_token.get_secret_value()
+        if not token:
+            raise ConfigProblem("--source.x_bearer_token (or D3_SOURCE_X_BEARER_TOKEN) is required")
+        from scraping.x_api import XApiSource
+
+        return XApiSource(token, api_base_url=config.x_api_base_url)
+    if config.kind == "twscrape":
+        from scraping.twscrape_source import TwscrapeSource
+
+        return TwscrapeSource(accounts_file=config.twscrape_accounts)
+    from scraping.apify_source import ApifySource
+
+    return ApifySource(config.apify_token.get_secret_value())
+
+
+def build_host(config: HostSection, dev_chain: bool) -> DatasetHost:
+    if config.kind == "dir":
+        if config.locator is None and not dev_chain:
+            raise ConfigProblem(
+                "--host.locator is required: the public https:// URL where --host.dir is served"
+            )
+        return LocalDirHost(expand(config.dir), config.locator)
+    if config.locator is None:
+        raise ConfigProblem(f"--host.locator is required for host kind {config.kind}")
+    if config.kind == "s3":
+        return S3Host(config.locator, endpoint_url=config.s3_endpoint)
+    token = config.hf_token.get_secret_value() or None
+    return HuggingFaceHost(config.locator, token=token)
+
+
+def build_plan(path: str | None) -> QueryPlan:
+    return load_plan(path) if path else default_plan()
+
+
+async def scrape_forever(
+    source: TweetSource, plan: QueryPlan, store: TweetStore, stop: asyncio.Event
+) -> None:
+    """Run each planned query when it is due, resuming from its stored since_id."""
+    last_run: dict[str, float] = {}
+    while not stop.is_set():
+        for query in plan.due(last_run, time.monotonic()):
+            if stop.is_set():
+                break
+            log = logger.bind(query=query.name)
+            since_id = await asyncio.to_thread(store.get_cursor, query.name)
+            try:
+                result = await source.search(query.query, since_id=since_id, limit=query.limit)
+            except SourceAuthError as error:
+                log.error(
+                    "source refused our credentials: {}; retry in {:.0f}s", error, AUTH_BACKOFF_S
+                )
+                await _sleep(stop, AUTH_BACKOFF_S)
+                break
+            except SourceError as error:
+                log.warning("search failed: {}", error)
+                last_run[query.name] = time.monotonic()
+                continue
+            except Exception:
+                log.exception("search crashed; the query runs again on schedule")
+                last_run[query.name] = time.monotonic()
+                continue
+            new = await asyncio.to_thread(store.add, result.records)
+            if result.newest_id is not None:  # only after the rows are durable
+                await asyncio.to_thread(store.set_cursor, query.name, result.newest_id)
+            last_run[query.name] = time.monotonic()
+            log.info("{} tweets, {} new, {} rejected", len(result.records), new, result.rejected)
+        await _sleep(stop, max(1.0, plan.seconds_until_due(last_run, time.monotonic())))
+
+
+async def publish_forever(
+    publisher: Publisher, chain: Chain, interval: int, stop: asyncio.Event
+) -> None:
+    """Publish at most once every `interval` blocks while there is something new."""
+    failures = 0
+    next_block = 0
+    while not stop.is_set():
+        try:
+            block = await chain.block()
+            if block >= next_block:
+                published = await publisher.publish_once()
+                if published is not None:
+                    next_block = block + interval
+                failures = 0
+        except (PublishError, SourceError) as error:
+            failures += 1
+            logger.warning("publication failed ({}); retrying", error)
+        except Exception:
+            failures += 1
+            logger.exception("publication crashed; retrying")
+        backoff = min(300.0, 2.0 ** min(failures, 8)) * (0.5 + random.random()) if failures else 0
+        await _sleep(stop, max(backoff, 2.0))
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def amain(config: MinerConfig) -> int:
+    wallet = bt.Wallet(
+        config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
+    )
+    try:
+        wallet.hotkey  # noqa: B018 - load it now: a missing key is an operator error
+        dev_chain = config.subtensor.target.startswith(DEV_PREFIX)
+        source = build_source(config.source)
+        host = build_host(config.host, dev_chain)
+        plan = build_plan(config.source.query_plan)
+    except (ConfigProblem, QueryPlanError, ValueError, OSError) as error:
+        logger.error("cannot start: {}", error)
+        return 1
+    store_path = expand(config.neuron.store_path)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store = TweetStore(store_path, max_rows=config.neuron.max_rows)
+    try:
+        async with open_chain(config.subtensor, wallet, config.netuid) as chain:
+            graph = await chain.metagraph()
+            if graph.uid_of(chain.hotkey) is None:
+                logger.error(
+                    "hotkey {} is not registered on netuid {}: register it first "
+                    "(btcli subnets register)",
+                    chain.hotkey,
+                    config.netuid,
+                )
+                return 1
+            logger.info(
+                "miner {} (uid {}) on netuid {}, publishing to {}",
+                chain.hotkey,
+                graph.uid_of(chain.hotkey),
+                config.netuid,
+                host.locator.text,
+            )
+            publisher = Publisher(
+                store,
+                host,
+                chain,
+                wallet.hotkey,
+                config.netuid,
+                staging_dir=Path(store_path).with_suffix(".staging"),
+                batch_rows=config.neuron.batch_rows,
+                shard_rows=config.neuron.shard_rows,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await asyncio.gather(
+                scrape_forever(source, plan, store, stop),
+                publish_forever(publisher, chain, config.neuron.commit_interval, stop),
+            )
+            logger.info("miner stopped")
+            return 0
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_or_exit(
+        MinerConfig,
+        "miner.py",
+        "D3 miner: scrape tweets, publish content-addressed datasets, commit them on chain.",
+        argv,
+    )
+    setup_logging(config.logging, "miner")
+    return asyncio.run(amain(config))
