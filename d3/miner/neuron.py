@@ -43,7 +43,10 @@ class MinerNeuronSection(Section):
 
 
 class SourceSection(Section):
-    kind: Literal["x_api", "twscrape", "apify"] = Field("x_api", description="tweet source")
+    kind: Literal["x_api", "twscrape", "apify", "copier", "fabricator"] = Field(
+        "x_api", description="tweet source (copier/fabricator: dev chains only, for demos)"
+    )
+    copy_from: str | None = Field(None, description="copier: the dataset dir to copy from")
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
     x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
     query_plan: str | None = Field(None, description="TOML/JSON query plan (default: built in)")
@@ -73,7 +76,17 @@ class ConfigProblem(Exception):
     """The configuration cannot work; the message tells the operator what to change."""
 
 
-def build_source(config: SourceSection) -> TweetSource:
+def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
+    if config.kind in ("copier", "fabricator"):
+        if not dev_chain:
+            raise ConfigProblem(f"source kind {config.kind} exists only to demo a dev chain")
+        from d3.dev.adversaries import CopySource, FabricatingSource
+
+        if config.kind == "fabricator":
+            return FabricatingSource()
+        if not config.copy_from:
+            raise ConfigProblem("--source.copy_from is required for the copier")
+        return CopySource(expand(config.copy_from))
     if config.kind == "x_api":
         token = config.x_bearer_token.get_secret_value()
         if not token:
@@ -180,7 +193,7 @@ async def amain(config: MinerConfig) -> int:
     try:
         wallet.hotkey  # noqa: B018 - load it now: a missing key is an operator error
         dev_chain = config.subtensor.target.startswith(DEV_PREFIX)
-        source = build_source(config.source)
+        source = build_source(config.source, dev_chain)
         host = build_host(config.host, dev_chain)
         plan = build_plan(config.source.query_plan)
     except (ConfigProblem, QueryPlanError, ValueError, OSError) as error:

@@ -1,0 +1,63 @@
+"""Dishonest tweet sources, for local networks only: they show the mechanism punishing them.
+
+- `CopySource` re-publishes tweets another miner already published (read from that
+  miner's dataset directory): a copier. The index credits them to whoever committed first,
+  so the copier earns nothing.
+- `FabricatingSource` invents tweets with perfectly consistent snowflake IDs, URLs and
+  times: they pass every structural check, and fail the sampled look-ups on X.
+
+The miner refuses both outside a dev chain.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from d3.dev.synthetic import synthetic_table
+from d3.record import TweetRecord, table_to_records
+from scraping.source import LookupResult, SearchResult
+
+
+class CopySource:
+    name = "copier"
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self._copied: set[str] = set()
+
+    async def search(self, query: str, *, since=None, until=None, since_id=None, limit=100):
+        records: list[TweetRecord] = []
+        for path in sorted(self.directory.glob("*.parquet")):
+            if path.name in self._copied or len(records) >= limit:
+                continue
+            self._copied.add(path.name)
+            records += table_to_records(pq.read_table(path))
+        newest = max((r.id for r in records), default=None)
+        return SearchResult(records=records, newest_id=newest)
+
+    async def lookup(self, ids: Sequence[int]) -> LookupResult:
+        return LookupResult(failed=set(ids))
+
+
+class FabricatingSource:
+    name = "fabricator"
+
+    def __init__(self, seed: int = 666):
+        self._rng = random.Random(seed)
+
+    async def search(self, query: str, *, since=None, until=None, since_id=None, limit=100):
+        start = datetime.now(UTC) - timedelta(hours=1)
+        table = synthetic_table(
+            limit, seed=self._rng.randrange(1 << 30), start=start, source="x_api"
+        )
+        now = datetime.now(UTC)
+        records = [r for r in table_to_records(table) if r.scraped_at <= now]
+        return SearchResult(records=records, newest_id=max((r.id for r in records), default=None))
+
+    async def lookup(self, ids: Sequence[int]) -> LookupResult:
+        return LookupResult(failed=set(ids))
