@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 
 from d3.chain.sdk import SdkChain, _isolate_sdk_cache
 from d3.dev.chain_state import SubnetParams
-from d3.dev.redis_server import RedisServer, start_redis
+from d3.dev.redis_server import find_redis_server, free_port, start_redis
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
 from d3.manifest import parse_manifest
@@ -109,32 +109,50 @@ class LocalNet:
         dev.set_block_time(self.args.block_time)
         return dev
 
-    def _spawn(self, name: str, script: str, *flags: str) -> None:
-        log = open(self.dir / f"{name}.log", "w")  # noqa: SIM115 - owned by the child
-        common = [
-            "--netuid",
-            str(NETUID),
-            "--subtensor.network",
-            f"dev:{self.chain_file}",
-            "--wallet.name",
-            name,
-            "--wallet.path",
-            str(self.wallets),
-        ]
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "neurons" / script), *common, *flags],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-
-    def start_neurons(self, x: LocalXServer, redis: RedisServer) -> None:
-        for name, role in self.roles.items():
-            data = self.dir / "hosts" / name
-            flags = [
+    def commands(self, x_url: str, redis_url: str) -> dict[str, list[str]]:
+        """name -> argv of every neuron: the real entry points with their flags."""
+        out = {}
+        for name, role in [*self.roles.items(), ("validator", "validator")]:
+            argv = [
+                sys.executable,
+                str(ROOT / "neurons" / ("validator.py" if role == "validator" else "miner.py")),
+                "--netuid",
+                str(NETUID),
+                "--subtensor.network",
+                f"dev:{self.chain_file}",
+                "--wallet.name",
+                name,
+                "--wallet.path",
+                str(self.wallets),
+            ]
+            if role == "validator":
+                argv += [
+                    "--redis.url",
+                    redis_url,
+                    "--verify.x_bearer_token",
+                    DEFAULT_TOKEN,
+                    "--verify.x_api_base_url",
+                    x_url,
+                    "--verify.daily_budget",
+                    "1000000",
+                    "--verify.min_per_manifest",
+                    "5",
+                    "--verify.max_per_manifest",
+                    "30",
+                    "--neuron.poll_blocks",
+                    "2",
+                    "--neuron.weights_interval",
+                    "10",
+                    "--neuron.grace_blocks",
+                    "10",
+                ]
+                out[name] = argv
+                continue
+            plan = self.dir / f"{name}.toml"  # copier and fabricator ignore the queries
+            plan.write_text(plan_toml(int(name.removeprefix("miner")) if role == "honest" else 0))
+            argv += [
                 "--host.dir",
-                str(data),
+                str(self.dir / "hosts" / name),
                 "--neuron.store_path",
                 str(self.dir / name / "store.db"),
                 "--neuron.commit_interval",
@@ -144,43 +162,82 @@ class LocalNet:
                 "--source.x_bearer_token",
                 DEFAULT_TOKEN,
                 "--source.x_api_base_url",
-                x.base_url,
+                x_url,
+                "--source.query_plan",
+                str(plan),
             ]
-            plan = self.dir / f"{name}.toml"  # copier and fabricator ignore the queries
-            plan.write_text(plan_toml(int(name.removeprefix("miner")) if role == "honest" else 0))
-            flags += ["--source.query_plan", str(plan)]
             if role == "copier":
-                flags += [
+                argv += [
                     "--source.kind",
                     "copier",
                     "--source.copy_from",
                     str(self.dir / "hosts" / "miner0"),
                 ]
             elif role == "fabricator":
-                flags += ["--source.kind", "fabricator"]
-            self._spawn(name, "miner.py", *flags)
-        self._spawn(
-            "validator",
-            "validator.py",
-            "--redis.url",
-            redis.url,
-            "--verify.x_bearer_token",
-            DEFAULT_TOKEN,
-            "--verify.x_api_base_url",
-            x.base_url,
-            "--verify.daily_budget",
-            "1000000",
-            "--verify.min_per_manifest",
-            "5",
-            "--verify.max_per_manifest",
-            "30",
-            "--neuron.poll_blocks",
-            "2",
-            "--neuron.weights_interval",
-            "10",
-            "--neuron.grace_blocks",
-            "10",
-        )
+                argv += ["--source.kind", "fabricator"]
+            out[name] = argv
+        return out
+
+    def start_neurons(self, x_url: str, redis_url: str) -> None:
+        for name, argv in self.commands(x_url, redis_url).items():
+            log = open(self.dir / f"{name}.log", "w")  # noqa: SIM115 - owned by the child
+            self.processes.append(
+                subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+
+    def write_pm2(self, x_port: int, redis_port: int) -> Path:
+        """A pm2 file that runs the same network as separate long-lived processes."""
+        binary, _origin = find_redis_server()
+        (self.dir / "redis").mkdir(exist_ok=True)
+        apps = [
+            {
+                "name": "d3-local-x",
+                "script": sys.executable,
+                "args": [
+                    "-m",
+                    "scraping.local_x_server",
+                    "--port",
+                    str(x_port),
+                    "--live-rate",
+                    "3",
+                    "--seed",
+                    str(self.args.seed),
+                    "--size",
+                    str(self.args.tweets),
+                ],
+            },
+            {
+                "name": "d3-local-redis",
+                "script": binary,
+                "args": [
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.dir / "redis"),
+                    "--appendonly",
+                    "yes",
+                ],
+            },
+        ]
+        commands = self.commands(f"http://127.0.0.1:{x_port}", f"redis://127.0.0.1:{redis_port}/0")
+        for name, argv in commands.items():
+            apps.append({"name": f"d3-local-{name}", "script": argv[0], "args": argv[1:]})
+        for app in apps:
+            app.update(
+                cwd=str(ROOT),
+                interpreter="none",
+                autorestart=True,
+                kill_timeout=20000,
+                out_file=str(self.dir / "logs" / f"{app['name']}.log"),
+                merge_logs=True,
+            )
+        path = self.dir / "localnet.config.js"
+        path.write_text("module.exports = " + json.dumps({"apps": apps}, indent=2) + ";\n")
+        meta = {"roles": self.roles, "redis_url": f"redis://127.0.0.1:{redis_port}/0"}
+        (self.dir / "localnet.json").write_text(json.dumps(meta))
+        return path
 
     def stop(self) -> None:
         for process in self.processes:
@@ -277,7 +334,7 @@ async def run(args: argparse.Namespace) -> list[MinerRow]:
             f"dev chain: {net.chain_file} ({args.block_time}s blocks); "
             f"{len(net.roles)} miners and a validator registered"
         )
-        net.start_neurons(x, redis)
+        net.start_neurons(x.base_url, redis.url)
         start = dev.state.head()
         end = start + args.blocks
         last_shown = -1
@@ -299,6 +356,25 @@ async def run(args: argparse.Namespace) -> list[MinerRow]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def prepare(args: argparse.Namespace) -> Path:
+    """Set up a network for pm2 in `args.prepare` instead of running it here."""
+    _isolate_sdk_cache()
+    workdir = Path(args.prepare)
+    net = LocalNet(args, workdir, print)
+    await net.prepare_chain()
+    return net.write_pm2(free_port(), free_port())
+
+
+async def leaderboard_of(args: argparse.Namespace) -> list[MinerRow]:
+    """The leaderboard of a network made with --prepare (and running under pm2)."""
+    _isolate_sdk_cache()
+    workdir = Path(args.leaderboard)
+    meta = json.loads(await asyncio.to_thread((workdir / "localnet.json").read_text))
+    net = LocalNet(args, workdir, print)
+    net.roles = meta["roles"]
+    return await net.leaderboard(DevSubstrate(net.chain_file), meta["redis_url"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m d3.localnet", description=__doc__.splitlines()[0]
@@ -312,13 +388,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep logs and data in /tmp")
     parser.add_argument("--json", action="store_true", help="end with the leaderboard as JSON")
+    parser.add_argument("--prepare", metavar="DIR", help="set up DIR for pm2 instead of running")
+    parser.add_argument("--leaderboard", metavar="DIR", help="print the board of a --prepare net")
     args = parser.parse_args(argv)
     if not 1 <= args.miners <= len(TOPICS):
         parser.error(f"--miners must be between 1 and {len(TOPICS)}")
     if args.blocks < 20 or args.block_time <= 0:
         parser.error("--blocks must be at least 20 and --block-time positive")
+    for name in ("prepare", "leaderboard"):  # resolved here, outside the event loop
+        if getattr(args, name):
+            setattr(args, name, Path(getattr(args, name)).expanduser().resolve())
+    if args.prepare:
+        args.prepare.mkdir(parents=True, exist_ok=True)
+        config = asyncio.run(prepare(args))
+        print(
+            f"prepared a dev network in {config.parent}\n  pm2 start {config}\n"
+            f"  python -m d3.localnet --leaderboard {config.parent}\n"
+            f"  pm2 delete {config}"
+        )
+        return 0
     try:
-        rows = asyncio.run(run(args))
+        rows = asyncio.run(leaderboard_of(args) if args.leaderboard else run(args))
     except RuntimeError as error:
         print(f"localnet: {error}", file=sys.stderr)
         return 1

@@ -20,8 +20,40 @@ def _example() -> str:
     return "\n".join(rows)
 
 
-def render() -> str:
+def _constants() -> str:
     limits = pipeline.PipelineLimits()
+    rows = [
+        ("`PERIOD_BLOCKS`", scoring.PERIOD_BLOCKS, "`--scoring.period_blocks`: blocks per period"),
+        ("`WINDOW_PERIODS`", scoring.WINDOW_PERIODS, "`--scoring.window_periods`"),
+        ("`DECAY`", scoring.DECAY, "`--scoring.decay`: weight ratio of adjacent ranks"),
+        ("`CREDIBILITY_ALPHA`", scoring.CREDIBILITY_ALPHA, "`d3/validator/scoring.py`"),
+        ("`INITIAL_CREDIBILITY`", scoring.INITIAL_CREDIBILITY, "`d3/validator/scoring.py`"),
+        (
+            "`MAX_MISSING_SHARE`",
+            verifier.MAX_MISSING_SHARE,
+            "`d3/validator/verifier.py`: share of sampled tweets X may not find (deletions) "
+            "before a manifest counts as fabricated",
+        ),
+        (
+            "grace period",
+            f"{limits.grace_blocks} blocks",
+            "`--neuron.grace_blocks`: time to upload after committing",
+        ),
+        ("manifest chain depth", limits.max_chain_depth, "manifests walked back per commitment"),
+        ("rows per commitment", f"{limits.max_rows:,}", "`--fetch.max_rows`"),
+        ("shards per commitment", f"{limits.max_shards:,}", ""),
+        (
+            "index window",
+            f"2^{index.WINDOW_BITS} IDs (~{(1 << index.WINDOW_BITS) >> 22} ms)",
+            "`d3/validator/index.py`",
+        ),
+        ("index group", f"2^{index.GROUP_BITS} windows", "one Redis Cluster slot, one transaction"),
+    ]
+    lines = ["| name | value | where |", "| --- | --- | --- |"]
+    return "\n".join(lines + [f"| {n} | {v} | {w} |" for n, v, w in rows])
+
+
+def render() -> str:
     formulas = inspect.getdoc(scoring).split("\n\n", 1)[1].split("\n\nWith", 1)[0]
     return f"""# Incentive mechanism
 
@@ -37,20 +69,7 @@ hotkey) is credited with it, and nobody after. Credit turns into weights like th
 
 ## Constants
 
-| name | value | where |
-| --- | --- | --- |
-| `PERIOD_BLOCKS` | {scoring.PERIOD_BLOCKS} | `d3/validator/scoring.py` (`--scoring.period_blocks`) |
-| `WINDOW_PERIODS` | {scoring.WINDOW_PERIODS} | `d3/validator/scoring.py` (`--scoring.window_periods`) |
-| `DECAY` | {scoring.DECAY} | `d3/validator/scoring.py` (`--scoring.decay`) |
-| `CREDIBILITY_ALPHA` | {scoring.CREDIBILITY_ALPHA} | `d3/validator/scoring.py` |
-| `INITIAL_CREDIBILITY` | {scoring.INITIAL_CREDIBILITY} | `d3/validator/scoring.py` |
-| `MAX_MISSING_SHARE` | {verifier.MAX_MISSING_SHARE} | `d3/validator/verifier.py`: share of sampled tweets X may not find (deletions) before a manifest counts as fabricated |
-| grace period | {limits.grace_blocks} blocks | `--neuron.grace_blocks`: time to upload after committing |
-| manifest chain depth | {limits.max_chain_depth} | manifests walked back per commitment |
-| rows per commitment | {limits.max_rows:,} | `--fetch.max_rows` |
-| shards per commitment | {limits.max_shards:,} | |
-| index window | 2^{index.WINDOW_BITS} IDs (~{(1 << index.WINDOW_BITS) >> 22} ms) | `d3/validator/index.py` |
-| index group | 2^{index.GROUP_BITS} windows | one Redis Cluster slot, one transaction |
+{_constants()}
 
 ## Example
 
