@@ -7,14 +7,16 @@ commit or weight-set is an expected event for a long-running neuron, not a crash
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import bittensor as bt
-from bittensor import BittensorError, ChainError
+from bittensor import BittensorError, ChainError, RpcConnectionError
+from loguru import logger
 
 from d3.chain.interface import ChainVerdict, CommitmentRecord, MetagraphSnapshot, Neuron
 from d3.commitment import MAX_COMMITMENT_BYTES
@@ -44,6 +46,26 @@ def _verdict_from_error(error: BittensorError) -> ChainVerdict:
     return ChainVerdict(False, str(error), code=code)
 
 
+T = TypeVar("T")
+# Reads (and weight-sets, which are idempotent) are retried this many times when the
+# endpoint drops a connection; commits are not (a retry could spend the commit budget
+# twice): they report a verdict and the caller decides.
+READ_ATTEMPTS = 4
+
+
+async def _read(call: Callable[[], Awaitable[T]]) -> T:
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return await call()
+        except (RpcConnectionError, ConnectionError, TimeoutError) as error:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            delay = 0.2 * 2**attempt
+            logger.debug("chain read failed ({}); retry in {:.1f}s", error, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 class SdkChain:
     """One hotkey's view of one subnet through an async `bt.Client`."""
 
@@ -54,14 +76,16 @@ class SdkChain:
         self.hotkey: str = wallet.hotkey.ss58_address
 
     async def block(self) -> int:
-        return await self.client.block()
+        return await _read(self.client.block)
 
     async def block_hash(self, block: int) -> str | None:
-        info = await self.client.block_info(block)
+        info = await _read(lambda: self.client.block_info(block))
         return info.hash if info is not None else None
 
     async def metagraph(self, block: int | None = None) -> MetagraphSnapshot:
-        graph = await self.client.subnets.metagraph(self.netuid, block, commitments=False)
+        graph = await _read(
+            lambda: self.client.subnets.metagraph(self.netuid, block, commitments=False)
+        )
         if graph is None:
             raise ChainError(f"subnet {self.netuid} does not exist", code=None)
         neurons = tuple(
@@ -79,7 +103,7 @@ class SdkChain:
 
     async def commitments(self, block: int | None = None) -> list[CommitmentRecord]:
         """Every plain-text commitment on the subnet, ordered by (block, hotkey)."""
-        found = await self.client.subnets.commitments(self.netuid, block)
+        found = await _read(lambda: self.client.subnets.commitments(self.netuid, block))
         records = [
             CommitmentRecord(hotkey=c.hotkey, block=c.block, data=c.data or "", uid=c.uid)
             for c in found.values()
@@ -88,7 +112,7 @@ class SdkChain:
         return sorted(records, key=lambda r: (r.block, r.hotkey))
 
     async def uid(self) -> int | None:
-        return await self.client.neurons.uid(self.hotkey, self.netuid)
+        return await _read(lambda: self.client.neurons.uid(self.hotkey, self.netuid))
 
     async def commit(self, data: str) -> ChainVerdict:
         raw = data.encode()
@@ -112,7 +136,9 @@ class SdkChain:
     async def set_weights(self, weights: Mapping[int, float], version_key: int) -> ChainVerdict:
         intent = bt.SetWeights(netuid=self.netuid, weights=dict(weights), version_key=version_key)
         try:
-            result = await self.client.execute(intent, self.wallet)
+            # Safe to retry on a dropped connection: setting the same weights twice is
+            # harmless, and a second try after a landed first is refused by the rate limit.
+            result = await _read(lambda: self.client.execute(intent, self.wallet))
         except BittensorError as error:  # preflight refusals: rate limit, not registered, ...
             return _verdict_from_error(error)
         return _verdict_from_result(result)
@@ -122,8 +148,8 @@ class SdkChain:
         uid = await self.uid()
         if uid is None:
             raise ChainError(f"hotkey {self.hotkey} is not registered on netuid {self.netuid}")
-        limit = await self.client.hyperparameters.weights_rate_limit(self.netuid)
-        since = await self.client.epochs.blocks_since_last_update(self.netuid, uid)
+        limit = await _read(lambda: self.client.hyperparameters.weights_rate_limit(self.netuid))
+        since = await _read(lambda: self.client.epochs.blocks_since_last_update(self.netuid, uid))
         if not limit or since is None:
             return 0
         last_set_ever = since < await self.block()  # LastUpdate 0 means never set

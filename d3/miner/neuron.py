@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,7 @@ from scraping.query_plan import QueryPlan, QueryPlanError, default_plan, load_pl
 from scraping.source import SourceAuthError, SourceError, TweetSource
 
 AUTH_BACKOFF_S = 600.0
+STORE_BACKOFF_S = 5.0
 
 
 class MinerNeuronSection(Section):
@@ -149,10 +151,17 @@ async def scrape_forever(
                 log.exception("search crashed; the query runs again on schedule")
                 last_run[query.name] = time.monotonic()
                 continue
-            new = await asyncio.to_thread(store.add, result.records)
-            if result.newest_id is not None:  # only after the rows are durable
-                await asyncio.to_thread(store.set_cursor, query.name, result.newest_id)
             last_run[query.name] = time.monotonic()
+            try:
+                new = await asyncio.to_thread(store.add, result.records)
+                if result.newest_id is not None:  # only after the rows are durable
+                    await asyncio.to_thread(store.set_cursor, query.name, result.newest_id)
+            except (sqlite3.Error, OSError) as error:
+                # Disk full or failing: nothing was acknowledged, the cursor did not move,
+                # so the same tweets are fetched again once the store can take them.
+                log.error("store write failed ({}); will retry", error)
+                await _sleep(stop, STORE_BACKOFF_S)
+                continue
             log.info("{} tweets, {} new, {} rejected", len(result.records), new, result.rejected)
         await _sleep(stop, max(1.0, plan.seconds_until_due(last_run, time.monotonic())))
 
