@@ -2,7 +2,10 @@
 
 Both run in this process against the same freshly started local redis-server (flushed in
 between), so the ratios are meaningful on a noisy machine even when the absolute numbers
-are not. IDs are synthetic snowflakes spread over one day, ingested in shard-sized chunks.
+are not. IDs are synthetic snowflakes spread over one day, ingested in shard-sized chunks:
+"d3" in time order (each chunk a contiguous stretch, like a miner's successive shards),
+"d3_spread" in random chunks each spanning the whole day (many miners searching the same
+period), the harder case for a time-windowed index.
 
     python bench/index_bench.py [--ids 5000000] [--chunk 50000] [--json]
 """
@@ -37,8 +40,10 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-async def run_d3(url: str, ids: list[int], chunk: int) -> float:
+async def run_d3(url: str, ids: list[int], chunk: int, spread: bool = False) -> float:
     index = TweetIndex(aioredis.Redis.from_url(url))
+    if spread:
+        ids = random.Random(1).sample(ids, len(ids))
     arrays = [pa.array(ids[i : i + chunk], pa.int64()) for i in range(0, len(ids), chunk)]
     start = time.perf_counter()
     for n, array in enumerate(arrays):
@@ -71,11 +76,12 @@ def main() -> None:
     with start_redis() as server:
         client = redis.Redis.from_url(server.url)
         figures = {}
-        for name in ("d3", "original"):
+        for name in ("d3", "d3_spread", "original"):
             client.flushall()
             before = used_memory(client)
-            if name == "d3":
-                elapsed = asyncio.run(run_d3(server.url, ids, args.chunk))
+            if name.startswith("d3"):
+                spread = name == "d3_spread"
+                elapsed = asyncio.run(run_d3(server.url, ids, args.chunk, spread))
             else:
                 elapsed = run_original(client, ids, args.chunk)
             figures[name] = {
@@ -84,7 +90,7 @@ def main() -> None:
                 "seconds": round(elapsed, 2),
             }
             print(
-                f"{name:>8}: {figures[name]['ids_per_s']:>12,} IDs/s  "
+                f"{name:>9}: {figures[name]['ids_per_s']:>12,} IDs/s  "
                 f"{figures[name]['bytes_per_id']:>7} bytes/ID  ({elapsed:.1f}s)"
             )
     speedup = figures["d3"]["ids_per_s"] / figures["original"]["ids_per_s"]
