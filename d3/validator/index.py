@@ -13,10 +13,12 @@ and a 1-byte column (5 bytes per ID, no per-ID key overhead: ~70 bytes for a pla
 `SETNX <id> 1`). A *group* is 64 windows (~4.7 h); its keys share a hash tag, so one
 group is one Redis Cluster slot and one atomic (Lua) update.
 
-Each group's update is a single atomic script that writes the new IDs, adds their credit and
-records the ingest token together: IDs and credit can never disagree, and re-ingesting
-the same shard after a crash finds its token and changes nothing. Callers must ingest in
-(commit block, hotkey) order; then every validator reaches the same attribution.
+Each group's update is one Lua script that merges the new IDs into their windows on the
+server (a binary search per ID, one copy per window: no window crosses the network), adds
+their credit and records the ingest token, all at once: IDs and credit can never disagree,
+and re-ingesting the same shard after a crash finds its token and changes nothing. Callers
+must ingest in (commit block, hotkey) order; then every validator reaches the same
+attribution.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ _LOW_MASK = pa.scalar(0xFFFFFFFF, _U64)
 _SHIFT_32 = pa.scalar(32, _U64)
 _SHIFT_WINDOW = pa.scalar(WINDOW_BITS, _U64)
 _SHIFT_GROUP = pa.scalar(GROUP_BITS, _U64)
-MAX_CAS_RETRIES = 16
 
 
 @dataclass(frozen=True)
@@ -72,25 +73,67 @@ def _buffer_bytes(array: pa.Array) -> bytes:
     return array.buffers()[1].to_pybytes()[: len(array) * width]
 
 
-# Compare-and-set for one group. KEYS: done set, credit hash, then the windows.
-# ARGV: token, credit field, IDs added, then per window: the length read, the new value
-# ("" when unchanged). Every key shares the group's hash tag: one slot, one atomic step,
-# on a single Redis and on a Cluster alike.
+# One group's update, server-side: no window is sent back and forth, so adding a few IDs
+# to a large window costs a binary search per ID and one memcpy, not a round trip of the
+# window. KEYS: done set, credit hash, then the windows. ARGV: token, credit field, then
+# per window its new offsets, sorted and packed like the window (4-byte column, 1-byte
+# column). Returns the number of IDs added, or -1 when the token was already applied.
+# Values are compared as numbers, never as strings (Lua's string order follows the locale).
 _APPLY_GROUP = """
+local byte = string.byte
+local function low(s, i)
+  local b0, b1, b2, b3 = byte(s, 4 * i + 1, 4 * i + 4)
+  return b0 + b1 * 256 + b2 * 65536 + b3 * 16777216
+end
+-- old[i] < (vh, vl)? The 1-byte column decides most probes without decoding the rest.
+local function less(s, n, i, vh, vl)
+  local h = byte(s, 4 * n + i + 1)
+  if h ~= vh then return h < vh end
+  return low(s, i) < vl
+end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
-for i = 3, #KEYS do
-  if redis.call('STRLEN', KEYS[i]) ~= tonumber(ARGV[2 * i - 2]) then return -2 end
+local added = 0
+for k = 3, #KEYS do
+  local new = ARGV[k]
+  local m = #new / 5
+  local old = redis.call('GET', KEYS[k])
+  if not old or #old == 0 then
+    redis.call('SET', KEYS[k], new)
+    added = added + m
+  else
+    local n = #old / 5
+    local lows, highs = {}, {}
+    local copied, lo, here = 0, 0, 0
+    for j = 0, m - 1 do
+      local vh, vl = byte(new, 4 * m + j + 1), low(new, j)
+      local a, b = lo, n
+      while a < b do
+        local mid = math.floor((a + b) / 2)
+        if less(old, n, mid, vh, vl) then a = mid + 1 else b = mid end
+      end
+      lo = a
+      if a >= n or byte(old, 4 * n + a + 1) ~= vh or low(old, a) ~= vl then
+        lows[#lows + 1] = string.sub(old, 4 * copied + 1, 4 * a)
+        highs[#highs + 1] = string.sub(old, 4 * n + copied + 1, 4 * n + a)
+        lows[#lows + 1] = string.sub(new, 4 * j + 1, 4 * j + 4)
+        highs[#highs + 1] = string.sub(new, 4 * m + j + 1, 4 * m + j + 1)
+        copied = a
+        here = here + 1
+      end
+    end
+    if here > 0 then
+      lows[#lows + 1] = string.sub(old, 4 * copied + 1, 4 * n)
+      highs[#highs + 1] = string.sub(old, 4 * n + copied + 1, 5 * n)
+      redis.call('SET', KEYS[k], table.concat(lows) .. table.concat(highs))
+      added = added + here
+    end
+  end
 end
-for i = 3, #KEYS do
-  local value = ARGV[2 * i - 1]
-  if value ~= '' then redis.call('SET', KEYS[i], value) end
-end
-local added = tonumber(ARGV[3])
 if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], added) end
 redis.call('SADD', KEYS[1], ARGV[1])
 return added
 """
-_ALREADY_DONE, _CONFLICT = -1, -2
+_ALREADY_DONE = -1
 
 
 class TweetIndex:
@@ -142,35 +185,20 @@ class TweetIndex:
         token: str,
         period: int,
     ) -> int | None:
-        """One group in one atomic step; None when its token was already applied.
-
-        Read, merge here, then write with a compare-and-set script: it applies only if the
-        token is still absent and every window still has the length we read (windows only
-        grow), so a concurrent change makes us re-read instead of losing IDs.
-        """
-        runs = list(_runs(windows))
-        window_keys = [self.window_key(w) for w, _, _ in runs]
-        done_key, credit_key = self._key(group, "done"), self._key(group, "credit")
+        """One group in one atomic script; None when its token was already applied."""
+        offsets = pc.bit_wise_and(ids, _OFFSET_MASK)
+        low = _buffer_bytes(pc.cast(pc.bit_wise_and(offsets, _LOW_MASK), pa.uint32()))
+        high = _buffer_bytes(pc.cast(pc.shift_right(offsets, _SHIFT_32), pa.uint8()))
+        keys, packed = [], []
+        for window, start, stop in _runs(windows):
+            keys.append(self.window_key(window))
+            packed.append(low[4 * start : 4 * stop] + high[start:stop])
         await self.redis.sadd(f"{self.prefix}:groups", group)
-        for _attempt in range(MAX_CAS_RETRIES):
-            if await self.redis.sismember(done_key, token):
-                return None
-            existing = await self.redis.execute_command("MGET", *window_keys)
-            new_values, added = _merge_group([w for w, _, _ in runs], existing, ids)
-            window_args: list[bytes | int] = []
-            for old, value in zip(existing, new_values, strict=True):
-                window_args += [len(old or b""), value]
-            applied = await self._apply(
-                keys=[done_key, credit_key, *window_keys],
-                args=[token, f"{hotkey}:{period}", added, *window_args],
-            )
-            if applied == _ALREADY_DONE:
-                return None
-            if applied != _CONFLICT:
-                return added
-        raise RuntimeError(
-            f"index group {group} kept changing under ingest; is another writer on it?"
+        done_key, credit_key = self._key(group, "done"), self._key(group, "credit")
+        added = await self._apply(
+            keys=[done_key, credit_key, *keys], args=[token, f"{hotkey}:{period}", *packed]
         )
+        return None if added == _ALREADY_DONE else int(added)
 
     async def contains(self, ids: Iterable[int]) -> list[bool]:
         """Membership for a few IDs (diagnostics and tests; ingest is the bulk path)."""
@@ -226,66 +254,3 @@ def _runs(sorted_keys: pa.Array) -> Iterable[tuple[int, int, int]]:
         stop = start + entry["counts"]
         yield entry["values"], start, stop
         start = stop
-
-
-def _merge_group(
-    windows: list[int], existing: list[bytes | None], ids: pa.Array
-) -> tuple[list[bytes], int]:
-    """Merge sorted new `ids` into a group's stored windows, vectorised over the group.
-
-    Returns the new packed value of each window (b"" where nothing was added) and how many
-    IDs were new. Per window there is only byte slicing; the set work is a few Arrow calls
-    for the whole group, so sparse data (few IDs per window) stays fast.
-    """
-    stored = [(w, d) for w, d in zip(windows, existing, strict=True) if d]
-    if stored:
-        known = (
-            pa.concat_arrays(
-                [
-                    pc.bit_wise_or(unpack_offsets(d), pa.scalar(w << WINDOW_BITS, _U64))
-                    for w, d in stored
-                ]
-            )
-            if len(stored) < 4
-            else _unpack_many(stored)
-        )
-        fresh = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=known)))
-    else:
-        known, fresh = pa.array([], _U64), ids
-    if len(fresh) == 0:
-        return [b""] * len(windows), 0
-    changed = set(pc.unique(pc.shift_right(fresh, _SHIFT_WINDOW)).to_pylist())
-    merged = pa.concat_arrays([known, fresh])
-    merged = pc.take(merged, pc.sort_indices(merged))
-    offsets = pc.bit_wise_and(merged, _OFFSET_MASK)
-    low = _buffer_bytes(pc.cast(pc.bit_wise_and(offsets, _LOW_MASK), pa.uint32()))
-    high = _buffer_bytes(pc.cast(pc.shift_right(offsets, _SHIFT_32), pa.uint8()))
-    packed = {
-        window: low[4 * start : 4 * stop] + high[start:stop]
-        for window, start, stop in _runs(pc.shift_right(merged, _SHIFT_WINDOW))
-        if window in changed
-    }
-    return [packed.get(w, b"") for w in windows], len(fresh)
-
-
-def _unpack_many(stored: list[tuple[int, bytes]]) -> pa.Array:
-    """Full IDs of many stored windows with a constant number of Arrow calls."""
-    lows, highs, run_ends, bases, end = [], [], [], [], 0
-    for window, data in stored:
-        n = len(data) // 5
-        if len(data) % 5:
-            raise ValueError(f"corrupt index window {window}: {len(data)} bytes")
-        buffer = pa.py_buffer(data)
-        lows.append(pa.Array.from_buffers(pa.uint32(), n, [None, buffer.slice(0, 4 * n)]))
-        highs.append(pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(4 * n, n)]))
-        end += n
-        run_ends.append(end)
-        bases.append(window << WINDOW_BITS)
-    encoded = pa.RunEndEncodedArray.from_arrays(
-        pa.array(run_ends, pa.int64()), pa.array(bases, _U64)
-    )
-    offsets = pc.bit_wise_or(
-        pc.shift_left(pc.cast(pa.concat_arrays(highs), _U64), _SHIFT_32),
-        pc.cast(pa.concat_arrays(lows), _U64),
-    )
-    return pc.bit_wise_or(pc.run_end_decode(encoded), offsets)

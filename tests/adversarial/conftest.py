@@ -1,0 +1,53 @@
+"""Fixtures for the adversarial suite: the validator tests' dev chain (`net`), captured
+validator logs, and a real local X server with tweets scraped from it through the X API
+client, which the validator's look-ups also use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pytest
+from loguru import logger
+
+from d3.record import records_to_table
+from d3.validator.verifier import Lookup
+from d3.validator.x_lookup import source_lookup
+from scraping.local_x_server import LocalXServer
+from scraping.x_api import XApiSource
+from tests.adversarial.support import CORPUS_END, LogBook
+from tests.validator.conftest import net
+
+__all__ = ["net"]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogBook]:
+    book = LogBook()
+    sink = logger.add(lambda message: book.records.append(message.record), level="DEBUG")
+    yield book
+    logger.remove(sink)
+
+
+@dataclass
+class XWorld:
+    server: LocalXServer
+    tweets: pa.Table  # every corpus tweet, as a scraper normalised it, sorted by id
+
+    def lookup(self) -> Lookup:
+        """The validator's look-up: XApiSource (tweepy) against the local X server."""
+        return source_lookup(
+            XApiSource(self.server.token, api_base_url=self.server.base_url, max_retries=0)
+        )
+
+
+@pytest.fixture(scope="session")
+def x_world() -> Iterator[XWorld]:
+    with LocalXServer(seed=23, size=600, end=CORPUS_END) as server:
+        source = XApiSource(server.token, api_base_url=server.base_url, max_retries=0)
+        scraped = asyncio.run(source.lookup(server.corpus.ids))
+        assert len(scraped.found) == len(server.corpus.ids)
+        records = sorted(scraped.found.values(), key=lambda r: r.id)
+        yield XWorld(server, records_to_table(records))
