@@ -93,22 +93,38 @@ def encode_shard(table: pa.Table) -> EncodedShard:
     )
 
 
+# Every variable-length (BYTE_ARRAY) leaf of the record schema. They are read as
+# dictionaries first, so a column that repeats one huge string a million times costs its
+# dictionary and its indices, not the strings it would expand to, until that size is known.
+_BYTE_ARRAY_LEAVES = [
+    f.name if pa.types.is_string(f.type) else f"{f.name}.list.element"
+    for f in ARROW_SCHEMA
+    if pa.types.is_string(f.type) or pa.types.is_list(f.type)
+]
+
+
 def decode_shard(data: bytes, limits: ShardLimits, expected_sha256: str | None = None) -> pa.Table:
     """Parse untrusted shard bytes into a table, enforcing `limits` and the expected hash.
 
-    The footer's row count and decompressed sizes are checked before any column is read;
-    row groups are then read one at a time and the real decoded size is re-counted, so a
-    footer that lies cannot make the reader allocate past the limit by more than one group.
+    The footer's row count and sizes are checked before any column is read. Row groups are
+    then read one at a time with text columns still dictionary-encoded, and the size they
+    would expand to is counted before they are expanded, so neither a lying footer nor a
+    dictionary bomb can make the reader allocate much past the limit. Anything malformed
+    (bad UTF-8, nulls in required columns, corrupt pages) is a ShardError.
     """
     if len(data) > limits.max_bytes:
         raise ShardError(f"shard is {len(data)} bytes, limit {limits.max_bytes}")
     if expected_sha256 is not None and sha256_hex(data) != expected_sha256:
         raise ShardError("shard bytes do not match their sha256")
     try:
-        parquet = pq.ParquetFile(pa.BufferReader(data))
+        footer = pq.ParquetFile(pa.BufferReader(data))
+        check_schema(footer.schema_arrow)
+        parquet = pq.ParquetFile(pa.BufferReader(data), read_dictionary=_BYTE_ARRAY_LEAVES)
+    except RecordError as exc:
+        raise ShardError(str(exc)) from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ShardError(f"not a readable parquet file: {_short(exc)}") from None
-    meta = parquet.metadata
+    meta = footer.metadata
     if meta.num_rows > limits.max_rows:
         raise ShardError(f"shard has {meta.num_rows} rows, limit {limits.max_rows}")
     declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
@@ -116,27 +132,42 @@ def decode_shard(data: bytes, limits: ShardLimits, expected_sha256: str | None =
         raise ShardError(
             f"shard decompresses to {declared} bytes, limit {limits.max_decompressed_bytes}"
         )
-    try:
-        check_schema(parquet.schema_arrow)
-    except RecordError as exc:
-        raise ShardError(str(exc)) from None
     groups: list[pa.Table] = []
     decoded = rows = 0
     try:
         for i in range(meta.num_row_groups):
-            group = parquet.read_row_group(i)
-            decoded += group.nbytes
-            rows += group.num_rows
-            if decoded > limits.max_decompressed_bytes:
-                raise ShardError(f"shard decompresses past {limits.max_decompressed_bytes} bytes")
+            encoded = parquet.read_row_group(i)
+            rows += encoded.num_rows
             if rows > limits.max_rows:
                 raise ShardError(f"shard has more than {limits.max_rows} rows")
+            decoded += _expanded_bytes(encoded)
+            if decoded > limits.max_decompressed_bytes:
+                raise ShardError(f"shard decompresses past {limits.max_decompressed_bytes} bytes")
+            group = encoded.cast(ARROW_SCHEMA)
+            group.validate(full=True)  # e.g. invalid UTF-8 in a string column
             groups.append(group)
-    except (pa.ArrowException, OSError) as exc:
-        raise ShardError(f"corrupt parquet data: {_short(exc)}") from None
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, ShardError):
+            raise
+        raise ShardError(f"malformed parquet data: {_short(exc)}") from None
     if not groups:
         raise ShardError("shard has no rows")
-    return pa.concat_tables(groups).cast(ARROW_SCHEMA)
+    return pa.concat_tables(groups)
+
+
+def _expanded_bytes(table: pa.Table) -> int:
+    """The Arrow size of `table` once its dictionary columns are decoded."""
+    total = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            values = chunk.flatten() if pa.types.is_list(chunk.type) else chunk
+            if pa.types.is_dictionary(values.type):
+                lengths = pc.take(pc.binary_length(values.dictionary), values.indices)
+                total += (pc.sum(lengths).as_py() or 0) + 4 * len(values)
+                total += chunk.nbytes - values.nbytes if values is not chunk else 0
+            else:
+                total += chunk.nbytes
+    return total
 
 
 def _short(exc: Exception) -> str:

@@ -61,7 +61,9 @@ class Fetcher:
             ),
             follow_redirects=True,
             max_redirects=3,
-            headers={"User-Agent": "d3-validator"},
+            # Hash what the host stores, not a compressed transfer of it (and never inflate
+            # an attacker's gzip stream).
+            headers={"User-Agent": "d3-validator", "Accept-Encoding": "identity"},
         )
 
     async def close(self) -> None:
@@ -136,3 +138,5 @@ class Fetcher:
                 return b"".join(chunks)
         except httpx.TransportError as exc:
             raise FetchError(f"{url}: {type(exc).__name__}", transient=True) from None
+        except httpx.HTTPError as exc:  # redirect loops, bad URLs, undecodable responses
+            raise FetchError(f"{url}: {type(exc).__name__}", transient=False) from None

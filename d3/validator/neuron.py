@@ -163,13 +163,17 @@ class Validator:
                         f"validator hotkey {self.chain.hotkey} is not registered on netuid "
                         f"{self.config.netuid}"
                     )
-                await self.runner.process(graph)
-                if graph.block - last_weights >= self.config.neuron.weights_interval:
-                    scores = await self.runner.scores(graph)
-                    verdict = await self.runner.set_weights(scores, VERSION_KEY)
-                    if verdict.ok:
-                        last_weights = verdict.block or graph.block
-                        await self.runner.state.set_meta("last_weights_block", str(last_weights))
+                try:
+                    await self.runner.process(graph)
+                finally:  # a failed round must not also cost this interval's weights
+                    if graph.block - last_weights >= self.config.neuron.weights_interval:
+                        scores = await self.runner.scores(graph)
+                        verdict = await self.runner.set_weights(scores, VERSION_KEY)
+                        if verdict.ok:
+                            last_weights = verdict.block or graph.block
+                            await self.runner.state.set_meta(
+                                "last_weights_block", str(last_weights)
+                            )
                 self._redis_down_since = None
             except FatalError:
                 raise

@@ -8,6 +8,7 @@ the index: ingestion happens afterwards, strictly in (commit block, hotkey) orde
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import random
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
+from redis.exceptions import RedisError
 
 from d3.commitment import Commitment
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
@@ -51,6 +53,7 @@ class PipelineLimits:
     max_shards: int = 1_000  # per work item
     max_rows: int = 2_000_000  # per work item
     grace_blocks: int = 50  # for the upload to appear after the commit
+    min_fetch_rate: float = 1_000_000  # bytes/s a host must average over a whole commitment
     shard: ShardLimits = field(default_factory=ShardLimits)
 
 
@@ -116,30 +119,61 @@ class ManifestPipeline:
             return 0
         return self.budget.take(self.clock())
 
+    def refund(self, size: int) -> None:
+        if self.budget is not None and size:
+            self.budget.refund(size)
+
     async def prepare(self, item: WorkItem, head_block: int, sample_size: int = 0) -> Outcome:
+        """Everything about one commitment except writing it; never raises for bad data.
+
+        The whole item has a deadline (a little over one file's deadline, plus time for its
+        declared bytes at `min_fetch_rate`), so a host serving each of many files just inside
+        the per-file deadline cannot hold a round for files x deadline.
+        """
         log = logger.bind(
             hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
         )
         in_grace = head_block <= item.block + self.limits.grace_blocks
         walked: list[str] = []
+        keep = walked or [item.commitment.manifest_sha256]
+
+        def late(reason: str) -> Outcome:
+            if in_grace:
+                return Pending(item, reason)
+            return Rejected(item, walked or keep, reason)
+
         try:
-            manifests = await self._walk(item, walked, log)
-            prepared = await self._verify_data(item, manifests, sample_size, log)
+            # A little over one file's deadline, so a single slow file reports itself.
+            allowed = 1.25 * self.fetcher.limits.deadline_s
+            async with asyncio.timeout(allowed) as deadline:
+                manifests = await self._walk(item, walked, log)
+                declared = sum(r.bytes for m in manifests for r in m.body.shards)
+                allowed += declared / self.limits.min_fetch_rate
+                deadline.reschedule(deadline.when() + declared / self.limits.min_fetch_rate)  # type: ignore[operator]
+                return await self._verify_data(item, manifests, sample_size, log)
         except NotYetAvailable as missing:
             if in_grace:
                 return Pending(item, str(missing))
             return Rejected(
                 item,
-                walked or [item.commitment.manifest_sha256],
+                walked or keep,
                 f"not available {self.limits.grace_blocks} blocks after commit: {missing}",
             )
         except FetchError as error:
-            if error.transient and in_grace:
-                return Pending(item, str(error))
-            return Rejected(item, walked or [item.commitment.manifest_sha256], str(error))
+            if error.transient:
+                return late(str(error))
+            return Rejected(item, walked or keep, str(error))
+        except TimeoutError:
+            return late(f"the host did not deliver this commitment within {allowed:.0f}s")
         except (_Reject, ManifestError, VerificationError) as error:
-            return Rejected(item, walked or [item.commitment.manifest_sha256], str(error))
-        return prepared
+            return Rejected(item, walked or keep, str(error))
+        except (RedisError, asyncio.CancelledError):
+            raise  # the validator's own trouble: the round fails and is retried
+        except Exception as error:
+            # A bug of ours or a case nobody foresaw: never let one miner's data stop the
+            # round, and never blame the miner at once either.
+            log.opt(exception=True).error("unexpected error preparing this commitment")
+            return late(f"unexpected error: {type(error).__name__}: {error}")
 
     async def _walk(self, item: WorkItem, walked: list[str], log) -> list[Manifest]:
         """The unjudged manifests of the chain ending at the commitment, oldest first."""

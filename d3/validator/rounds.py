@@ -84,6 +84,7 @@ class RoundRunner:
 
         sizes = [self.pipeline.sample_size() for _ in items]
         tasks = [asyncio.create_task(prepare(i, n)) for i, n in zip(items, sizes, strict=True)]
+        applied = 0
         try:
             for task in tasks:  # in ingest order, while later ones are still preparing
                 outcome = await task
@@ -94,10 +95,15 @@ class RoundRunner:
                     )
                     break
                 await self._apply(outcome, report)
+                applied += 1
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # Look-ups allotted to items not judged this round go back: a miner that never
+            # uploads must not drain the budget that checks the miners queued behind it.
+            for size in sizes[applied:]:
+                self.pipeline.refund(size)
         return report
 
     async def _apply(self, outcome: Prepared | Rejected, report: RoundReport) -> None:

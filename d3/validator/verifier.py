@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from d3.manifest import ShardRef
 from d3.record import RecordError, check_table
@@ -69,12 +70,19 @@ def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime)
         check_table(table, now)
     except (ShardError, RecordError) as exc:
         raise VerificationError(f"shard {ref.sha256[:12]}: {exc}") from None
+    except (pa.ArrowException, ValueError) as exc:  # a kernel choking on malformed values
+        raise VerificationError(f"shard {ref.sha256[:12]}: malformed values: {exc}") from None
     if table.num_rows != ref.rows:
         raise VerificationError(
             f"shard {ref.sha256[:12]}: {table.num_rows} rows, manifest says {ref.rows}"
         )
     ids = table["id"]
-    low, high = ids[0].as_py(), ids[-1].as_py()  # shards are sorted by id
+    if (
+        table.num_rows > 1
+        and not pc.all(pc.greater(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py()
+    ):
+        raise VerificationError(f"shard {ref.sha256[:12]}: rows are not sorted by id")
+    low, high = ids[0].as_py(), ids[-1].as_py()
     if (low, high) != (ref.min_id, ref.max_id):
         raise VerificationError(f"shard {ref.sha256[:12]}: id range differs from the manifest")
     return table
@@ -150,3 +158,7 @@ class LookupBudget:
             return 0
         self.available -= size
         return size
+
+    def refund(self, size: int) -> None:
+        """Give back an allotment that was not spent (its manifest was not checked)."""
+        self.available = min(self.burst, self.available + size)

@@ -15,5 +15,4 @@
 | 11 garbage commitments                         | test_commitments::test_garbage_*          |
 | 12 manifest parent "loops"                     | test_manifest_chain                       |
 
-Tests marked xfail(strict=True) are validator bugs found here; their reasons say what.
 """

@@ -298,13 +298,6 @@ def _null_in_required_column(table: pa.Table, row: int) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exceptions other than ShardError/RecordError escape verify_shard, prepare() and "
-    "RoundRunner.process: pyarrow.ArrowInvalid from check_table's string kernels on invalid "
-    "UTF-8, ValueError from decode_shard's cast of a null into a required column; one "
-    "miner's shard kills the round, every round",
-)
 @pytest.mark.parametrize(
     "mangle, pattern",
     [(_invalid_utf8, r"(?i)utf-?8"), (_null_in_required_column, r"like_count")],

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import bittensor as bt
-import pytest
 
 from d3.dev.static_server import StaticServer
 from d3.dev.synthetic import synthetic_table
@@ -86,11 +85,6 @@ def test_trickling_host_is_cut_off_at_the_deadline_and_honest_miners_go_on(
     assert credited == {"early": 100, "trickle-manifest": 0, "trickle-shard": 0, "late": 100}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fetch deadline is per file and a manifest may list 1000 shards: a host that "
-    "serves each one just within the deadline holds the round for shards x deadline",
-)
 def test_host_serving_each_file_just_within_the_deadline_cannot_stall_the_round(
     net, redis_url, logs, x_world
 ):
@@ -124,12 +118,6 @@ def test_host_serving_each_file_just_within_the_deadline_cannot_stall_the_round(
     assert wall < deadline + 0.8, wall
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RoundRunner.process charges every queued item's look-up sample up front; items "
-    "behind a pending one are cancelled but their allotment is not returned, so a miner "
-    "that never uploads drains the budget and later manifests are judged on structure only",
-)
 def test_never_uploading_miner_cannot_drain_the_lookup_budget(net, redis_url, logs, x_world):
     fake = synthetic_table(60, seed=902, start=CORPUS_END - timedelta(days=1), source="x_api")
 
@@ -161,11 +149,6 @@ def test_never_uploading_miner_cannot_drain_the_lookup_budget(net, redis_url, lo
     assert credited["fabricator"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Fetcher._get catches httpx.TransportError only; httpx.TooManyRedirects (a "
-    "RequestError) escapes prepare() and RoundRunner.process, so the round dies every time",
-)
 def test_redirect_loop_is_rejected_and_the_round_goes_on(net, redis_url, logs, x_world):
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client, HostileHost() as host:
@@ -193,12 +176,6 @@ def test_redirect_loop_is_rejected_and_the_round_goes_on(net, redis_url, logs, x
     assert credited == {"early": 100, "looper": 0, "late": 100}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fetcher advertises Accept-Encoding: gzip (httpx's default) but hashes the raw, "
-    "still-compressed body (aiter_raw): an honest miner behind a compressing server or CDN "
-    "is rejected for a hash mismatch",
-)
 def test_honest_host_that_compresses_for_clients_accepting_gzip_is_read_correctly(
     net, redis_url, logs, x_world
 ):

@@ -195,11 +195,6 @@ def test_parquet_bomb_declared_in_the_footer_is_rejected_unread(net, redis_url, 
     assert memory.rss_growth < BOUND, memory
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="decode_shard bounds Parquet's page sizes, not the Arrow data a dictionary-encoded "
-    "column materialises: a row group is fully decoded before its size is counted",
-)
 def test_dictionary_encoded_parquet_bomb_is_rejected_with_memory_bounded(
     net, redis_url, logs, x_world
 ):
