@@ -65,6 +65,7 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    require_aware,
 )
 from scraping.twscrape_source import search_query
 
@@ -273,9 +274,7 @@ class ApifySource:
         limit: int = 100,
     ) -> SearchResult:
         """One Actor run; newest first, at most `limit` tweets (retweets count, as rejected)."""
-        for bound in (since, until):
-            if bound is not None and bound.tzinfo is None:
-                raise ValueError("since/until must be timezone-aware (UTC)")
+        require_aware(since, until)
         if limit < 1:
             return SearchResult()
         run_input = {

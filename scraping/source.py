@@ -27,6 +27,12 @@ class SourceUnavailable(SourceError):
     """An outage or a rate limit outlasted our retries: try again later."""
 
 
+def require_aware(*bounds: datetime | None) -> None:
+    """Search bounds are instants: a naive datetime would silently mean local time."""
+    if any(b is not None and b.tzinfo is None for b in bounds):
+        raise ValueError("since/until must be timezone-aware (UTC)")
+
+
 @dataclass(slots=True)
 class SearchResult:
     """Tweets from one search, newest first.

@@ -57,6 +57,7 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    require_aware,
 )
 
 INSTALL_HINT = "pip install 'd3-subnet[twscrape]'"
@@ -371,9 +372,7 @@ class TwscrapeSource:
         limit: int = 100,
     ) -> SearchResult:
         """Newest first, at most `limit` matching tweets (retweets count, as rejected)."""
-        for bound in (since, until):
-            if bound is not None and bound.tzinfo is None:
-                raise ValueError("since/until must be timezone-aware (UTC)")
+        require_aware(since, until)
         if limit < 1:
             return SearchResult()
         await self.ensure_ready()

@@ -39,6 +39,7 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    require_aware,
 )
 
 X_API_HOST = "https://api.twitter.com"
@@ -177,9 +178,7 @@ class XApiSource:
         A page that fails after retries fails the whole search, so a caller resuming from
         its previous `since_id` never skips the tweets that page would have held.
         """
-        for bound in (since, until):
-            if bound is not None and bound.tzinfo is None:
-                raise ValueError("since/until must be timezone-aware (UTC)")
+        require_aware(since, until)
         result = SearchResult()
         params: dict[str, Any] = {
             "query": query,
