@@ -210,5 +210,11 @@ def check_table(table: pa.Table, now: datetime) -> None:
         "",
     )
     _first_bad(pc.not_equal(table["url"], expected_url), table, "url does not match id")
+    for name in ("hashtags", "urls", "media_urls"):
+        too_many = pc.greater(pc.list_value_length(table[name]), MAX_LIST_ITEMS)
+        _first_bad(too_many, table, f"{name} has more than {MAX_LIST_ITEMS} items")
+    for name, limit in (("lang", 16), ("source", 32), ("author_username", 50)):
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(table[name]), limit), False)
+        _first_bad(too_long, table, f"{name} longer than {limit} characters")
     for name in ("like_count", "retweet_count", "reply_count", "quote_count", "view_count"):
         _first_bad(pc.fill_null(pc.less(table[name], 0), False), table, f"negative {name}")

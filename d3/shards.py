@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from d3.record import ARROW_SCHEMA, RecordError, check_schema
+from d3.record import ARROW_SCHEMA, MAX_LIST_ITEMS, RecordError, check_schema
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 SHARD_SUFFIX = ".parquet"
@@ -132,6 +132,7 @@ def decode_shard(data: bytes, limits: ShardLimits, expected_sha256: str | None =
         raise ShardError(
             f"shard decompresses to {declared} bytes, limit {limits.max_decompressed_bytes}"
         )
+    _check_value_counts(meta)
     groups: list[pa.Table] = []
     decoded = rows = 0
     try:
@@ -153,6 +154,25 @@ def decode_shard(data: bytes, limits: ShardLimits, expected_sha256: str | None =
     if not groups:
         raise ShardError("shard has no rows")
     return pa.concat_tables(groups)
+
+
+def _check_value_counts(meta: pq.FileMetaData) -> None:
+    """Refuse before reading if any column chunk claims more values than its rows allow.
+
+    Run-length encoding lets a few kilobytes declare hundreds of millions of (empty) list
+    elements, which Arrow would allocate offsets for before any size check could run.
+    """
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            column = group.column(j)
+            is_list = column.path_in_schema.endswith(".list.element")
+            allowed = group.num_rows * (MAX_LIST_ITEMS if is_list else 1)
+            if column.num_values > max(allowed, group.num_rows):
+                raise ShardError(
+                    f"column {column.path_in_schema} claims {column.num_values} values "
+                    f"for {group.num_rows} rows"
+                )
 
 
 def _expanded_bytes(table: pa.Table) -> int:

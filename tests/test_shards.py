@@ -59,3 +59,20 @@ def test_bad_names_and_empty_shards():
         shard_name("../../etc/passwd")
     with pytest.raises(ShardError, match="empty"):
         encode_shard(synthetic_table(0))
+
+
+def test_list_element_bomb_is_refused_before_reading():
+    """RLE lets a tiny file claim millions of list elements: refused from the footer."""
+    from d3.record import ARROW_SCHEMA
+
+    table = synthetic_table(1, seed=3)
+    n = 1_000_000
+    elements = pa.StringArray.from_buffers(n, pa.py_buffer(bytes(4 * (n + 1))), pa.py_buffer(b""))
+    bomb = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), elements)
+    columns = {name: table[name] for name in table.column_names}
+    columns["hashtags"] = pa.chunked_array([bomb])
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns, schema=ARROW_SCHEMA), sink, compression="zstd")
+    assert len(sink.getvalue()) < 100_000
+    with pytest.raises(ShardError, match="claims 1000000 values for 1 rows"):
+        decode_shard(sink.getvalue(), ShardLimits())
