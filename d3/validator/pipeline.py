@@ -63,6 +63,7 @@ class Prepared:
     manifests: list[Manifest]  # oldest first
     shard_ids: list[tuple[str, pa.Array]]  # (shard sha256, its tweet IDs) in manifest order
     notes: list[str] = field(default_factory=list)
+    sampled: bool = False  # X look-ups were spent on it
 
     @property
     def rows(self) -> int:
@@ -74,6 +75,7 @@ class Rejected:
     item: WorkItem
     manifest_sha256s: list[str]  # what to record as judged (oldest first)
     reason: str
+    blameless: bool = False  # the validator's failure, not the miner's: credibility unchanged
 
 
 @dataclass
@@ -126,62 +128,67 @@ class ManifestPipeline:
     async def prepare(self, item: WorkItem, head_block: int, sample_size: int = 0) -> Outcome:
         """Everything about one commitment except writing it; never raises for bad data.
 
-        The whole item has a deadline (a little over one file's deadline, plus time for its
-        declared bytes at `min_fetch_rate`), so a host serving each of many files just inside
-        the per-file deadline cannot hold a round for files x deadline.
+        Fetching has a deadline for the whole item (a little over one file's deadline, plus
+        time for its declared bytes at `min_fetch_rate`), so a host serving each of many
+        files just inside the per-file deadline cannot hold a round for files x deadline.
+        The X look-ups come after, outside that deadline: X being slow is not the host's
+        fault. Only the miner's own failures reject it; the validator's are "pending" (and,
+        past the grace period, judged without touching credibility).
         """
         log = logger.bind(
             hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
         )
         in_grace = head_block <= item.block + self.limits.grace_blocks
-        walked: list[str] = []
-        keep = walked or [item.commitment.manifest_sha256]
+        walked: list[str] = []  # the manifests this outcome is about, oldest first
+
+        def judged_as(reason: str, blameless: bool = False) -> Rejected:
+            return Rejected(item, walked or [item.commitment.manifest_sha256], reason, blameless)
 
         def late(reason: str) -> Outcome:
-            if in_grace:
-                return Pending(item, reason)
-            return Rejected(item, walked or keep, reason)
+            return Pending(item, reason) if in_grace else judged_as(reason)
 
+        allowed = 1.25 * self.fetcher.limits.deadline_s  # a single slow file reports itself
         try:
-            # A little over one file's deadline, so a single slow file reports itself.
-            allowed = 1.25 * self.fetcher.limits.deadline_s
             async with asyncio.timeout(allowed) as deadline:
                 manifests = await self._walk(item, walked, log)
                 declared = sum(r.bytes for m in manifests for r in m.body.shards)
                 allowed += declared / self.limits.min_fetch_rate
                 deadline.reschedule(deadline.when() + declared / self.limits.min_fetch_rate)  # type: ignore[operator]
-                return await self._verify_data(item, manifests, sample_size, log)
+                prepared, samples = await self._verify_data(item, manifests, sample_size)
+            await self._check_on_x(samples, prepared, log)
+            return prepared
         except NotYetAvailable as missing:
             if in_grace:
                 return Pending(item, str(missing))
-            return Rejected(
-                item,
-                walked or keep,
-                f"not available {self.limits.grace_blocks} blocks after commit: {missing}",
+            return judged_as(
+                f"not available {self.limits.grace_blocks} blocks after commit: {missing}"
             )
         except FetchError as error:
-            if error.transient:
-                return late(str(error))
-            return Rejected(item, walked or keep, str(error))
+            return late(str(error)) if error.transient else judged_as(str(error))
         except TimeoutError:
             return late(f"the host did not deliver this commitment within {allowed:.0f}s")
         except (_Reject, ManifestError, VerificationError) as error:
-            return Rejected(item, walked or keep, str(error))
+            return judged_as(str(error))
         except (RedisError, asyncio.CancelledError):
             raise  # the validator's own trouble: the round fails and is retried
         except Exception as error:
-            # A bug of ours or a case nobody foresaw: never let one miner's data stop the
-            # round, and never blame the miner at once either.
+            # A bug of ours, or the chain or X failing under us: never let it stop the round,
+            # and never count it against the miner.
             log.opt(exception=True).error("unexpected error preparing this commitment")
-            return late(f"unexpected error: {type(error).__name__}: {error}")
+            reason = f"unexpected validator error: {type(error).__name__}: {error}"
+            return Pending(item, reason) if in_grace else judged_as(reason, blameless=True)
 
     async def _walk(self, item: WorkItem, walked: list[str], log) -> list[Manifest]:
-        """The unjudged manifests of the chain ending at the commitment, oldest first."""
+        """The unjudged manifests of the chain ending at the commitment, oldest first, and
+        no more of them than one item's limits allow: the rest wait for the next round
+        (the commitment is not judged until its own manifest is)."""
         sha: str | None = item.commitment.manifest_sha256
         chain: list[Manifest] = []
+        seen: set[str] = set()
         while sha is not None:
-            if sha in walked:
+            if sha in seen:
                 raise _Reject(f"manifest chain loops at {sha[:12]}")
+            seen.add(sha)
             if len(chain) >= self.limits.max_chain_depth:
                 log.warning(
                     "manifest chain deeper than {}; older links ignored",
@@ -199,17 +206,26 @@ class ManifestPipeline:
                     raise
                 log.warning("parent manifest {} is missing; its shards are lost", sha[:12])
                 break
-            manifest = parse_manifest(data, expected_sha256=sha)
+            manifest = await asyncio.to_thread(parse_manifest, data, sha)
             verify_manifest(manifest, item.hotkey, self.netuid)
             chain.append(manifest)
-            walked.insert(0, sha)
             sha = manifest.body.parent
         chain.reverse()
-        return chain
+        # Oldest first, as many whole manifests as fit (at least one: a single manifest
+        # over the limits is the miner's fault and is rejected below).
+        kept, rows, shards = [], 0, 0
+        for manifest in chain:
+            rows += manifest.body.rows
+            shards += len(manifest.body.shards)
+            if kept and (rows > self.limits.max_rows or shards > self.limits.max_shards):
+                break
+            kept.append(manifest)
+        walked[:] = [m.sha256 for m in kept]
+        return kept
 
     async def _verify_data(
-        self, item: WorkItem, manifests: list[Manifest], sample_size: int, log
-    ) -> Prepared:
+        self, item: WorkItem, manifests: list[Manifest], sample_size: int
+    ) -> tuple[Prepared, pa.Table | None]:
         refs = [ref for m in manifests for ref in m.body.shards]
         seen: set[str] = set()
         refs = [r for r in refs if not (r.sha256 in seen or seen.add(r.sha256))]
@@ -234,17 +250,14 @@ class ManifestPipeline:
             data = await self.fetcher.fetch(
                 item.commitment.locator, shard_name(ref.sha256), ref.bytes
             )
-            table = verify_shard(data, ref, self.limits.shard, now)
-            local = [
-                p - start
-                for p in sample_at[
-                    bisect.bisect_left(sample_at, start) : bisect.bisect_left(
-                        sample_at, start + ref.rows
-                    )
-                ]
-            ]
-            if local:
-                samples.append(table.take(pa.array(local, pa.int64())))
+            # Hashing, decoding and checks are CPU work: off the event loop (Arrow releases
+            # the GIL), so other miners' downloads and deadlines keep running.
+            table = await asyncio.to_thread(verify_shard, data, ref, self.limits.shard, now)
+            lo = bisect.bisect_left(sample_at, start)
+            hi = bisect.bisect_left(sample_at, start + ref.rows)
+            if hi > lo:
+                local = pa.array([p - start for p in sample_at[lo:hi]], pa.int64())
+                samples.append(table.take(local))
             shard_ids.append((ref.sha256, table["id"].combine_chunks()))
             del table, data
         all_ids = (
@@ -255,13 +268,7 @@ class ManifestPipeline:
         if pc.count_distinct(all_ids).as_py() != len(all_ids):
             raise _Reject("the same tweet id appears in two shards")
         prepared = Prepared(item, manifests, shard_ids)
-        if samples:
-            await self._check_on_x(pa.concat_tables(samples), prepared, log)
-        elif self.lookup is None:
-            prepared.notes.append("structure only (no X credentials)")
-        else:
-            prepared.notes.append("structure only (look-up budget spent)")
-        return prepared
+        return prepared, pa.concat_tables(samples) if samples else None
 
     async def _sample_positions(self, item: WorkItem, total: int, size: int) -> list[int]:
         size = min(size, total)
@@ -273,7 +280,11 @@ class ManifestPipeline:
         seed = sample_seed(item.commitment.manifest_sha256, block_hash)
         return sorted(random.Random(seed).sample(range(total), size))
 
-    async def _check_on_x(self, sample: pa.Table, prepared: Prepared, log) -> None:
+    async def _check_on_x(self, sample: pa.Table | None, prepared: Prepared, log) -> None:
+        if sample is None:
+            reason = "no X credentials" if self.lookup is None else "look-up budget spent"
+            prepared.notes.append(f"structure only ({reason})")
+            return
         assert self.lookup is not None
         verdict = await check_sample(sample, self.lookup)
         reason = verdict.rejected
@@ -285,6 +296,7 @@ class ManifestPipeline:
                 verdict.unanswered,
                 sample.num_rows,
             )
+        prepared.sampled = True
         prepared.notes.append(
             f"{verdict.checked} of {sample.num_rows} sampled tweets confirmed on X"
         )

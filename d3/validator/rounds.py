@@ -100,10 +100,12 @@ class RoundRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            # Look-ups allotted to items not judged this round go back: a miner that never
-            # uploads must not drain the budget that checks the miners queued behind it.
-            for size in sizes[applied:]:
-                self.pipeline.refund(size)
+            # Look-ups allotted to items not judged this round and not yet spent go back: a
+            # miner that never uploads must not drain the budget for the miners behind it.
+            for task, size in zip(tasks[applied:], sizes[applied:], strict=True):
+                spent = task.done() and not task.cancelled() and not task.exception()
+                if not (spent and getattr(task.result(), "sampled", False)):
+                    self.pipeline.refund(size)
         return report
 
     async def _apply(self, outcome: Prepared | Rejected, report: RoundReport) -> None:
@@ -113,7 +115,7 @@ class RoundRunner:
         )
         if isinstance(outcome, Rejected):
             judgements = [
-                Judgement(sha, False, outcome.reason, item.block)
+                Judgement(sha, False, outcome.reason, item.block, counts=not outcome.blameless)
                 for sha in outcome.manifest_sha256s
             ]
             await self.state.judge(item.hotkey, judgements)

@@ -26,6 +26,7 @@ class Judgement:
     accepted: bool
     reason: str
     block: int
+    counts: bool = True  # False: judged, but not held against the miner's credibility
 
 
 # Compare-and-set of one hotkey's judgements. KEYS: judged hash, order list, credibility
@@ -92,7 +93,8 @@ class ValidatorState:
             fresh: list[str] = []
             for judgement, seen in zip(judgements, known, strict=True):
                 if seen is None:
-                    cred = update_credibility(cred, judgement.accepted, alpha)
+                    if judgement.counts:
+                        cred = update_credibility(cred, judgement.accepted, alpha)
                     doc = {
                         "accepted": judgement.accepted,
                         "reason": judgement.reason,

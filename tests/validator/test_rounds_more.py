@@ -11,9 +11,10 @@ from d3.dev.redis_server import start_redis
 from d3.dev.synthetic import synthetic_table
 from d3.manifest import build_manifest
 from d3.shards import encode_shard
+from d3.validator.pipeline import PipelineLimits
 
 from .conftest import NETUID, make_runner, run
-from .helpers import write_dataset
+from .helpers import TruthLookup, write_dataset
 
 
 async def _registered(client, net, names):
@@ -137,3 +138,56 @@ def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
     with start_redis(tmp_path / "second") as second:
         v1, v2 = run(body(second.url))
     assert v1 == v2 and len(v1) == 3
+
+
+def test_a_long_unseen_history_is_taken_oldest_first_over_rounds_not_rejected(net, redis_url):
+    """A validator that was away finds more manifests than one item may hold."""
+    tables = [synthetic_table(300, seed=70 + i) for i in range(5)]
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "miner"])
+            signer, parent = net.wallet("miner").hotkey, None
+            for table in tables:
+                published = write_dataset(net.data_dir / "miner", signer, NETUID, [table], parent)
+                parent = published.manifest.sha256
+            assert (await chains["miner"].commit(published.commitment)).ok
+            net.dev.advance(1)
+            limits = PipelineLimits(grace_blocks=5, max_rows=700)  # two manifests per item
+            runner = make_runner(chains["validator"], redis_url, limits=limits)
+            reports = [
+                await runner.process(await chains["validator"].metagraph()) for _ in range(4)
+            ]
+            return reports, await runner.index.credits(), await runner.state.credibility()
+
+    reports, credits, credibility = run(body())
+    assert [r.new_unique for r in reports] == [600, 600, 300, 0]
+    assert not any(r.rejected for r in reports)
+    hotkey = net.wallet("miner").hotkey.ss58_address
+    assert sum(credits[hotkey].values()) == 1500 and credibility[hotkey] == 1.0
+
+
+def test_validator_side_errors_past_grace_do_not_cost_credibility(net, redis_url):
+    table = synthetic_table(100, seed=80)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "miner"])
+            published = write_dataset(
+                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
+            )
+            assert (await chains["miner"].commit(published.commitment)).ok
+            net.dev.advance(10)  # past the 5-block grace
+
+            async def broken_chain(_block):
+                raise RuntimeError("the node answered nonsense")
+
+            runner = make_runner(chains["validator"], redis_url, lookup=TruthLookup(table))
+            runner.pipeline.block_hash = broken_chain
+            report = await runner.process(await chains["validator"].metagraph())
+            return report, await runner.state.credibility()
+
+    report, credibility = run(body())
+    [reason] = report.rejected.values()
+    assert reason.startswith("unexpected validator error: RuntimeError")
+    assert credibility[net.wallet("miner").hotkey.ss58_address] == 1.0
