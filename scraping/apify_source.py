@@ -65,6 +65,7 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    in_bounds,
     require_aware,
 )
 from scraping.twscrape_source import search_query
@@ -167,18 +168,6 @@ def item_to_record(item: Json, source: str = "apify", now: datetime | None = Non
         raise ValueError(f"{where}: {message}" if where else message) from None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
-
-
-def _in_bounds(
-    record: TweetRecord, since: datetime | None, until: datetime | None, since_id: int | None
-) -> bool:
-    """The bounds again, client-side: Actors apply search operators loosely, and a cursor
-    must never move past a tweet it did not see."""
-    if since_id is not None and record.id <= since_id:
-        return False
-    if since is not None and record.created_at < since:
-        return False
-    return until is None or record.created_at < until
 
 
 class ApifySource:
@@ -296,7 +285,9 @@ class ApifySource:
                 result.rejected += 1
                 logger.debug("rejected apify item {}: {}", item.get("id"), exc)
                 continue
-            if record.id in hits or not _in_bounds(record, since, until, since_id):
+            if record.id in hits or not in_bounds(
+                record.id, record.created_at, since, until, since_id
+            ):
                 continue
             hits.add(record.id)
             if is_retweet_item(item):

@@ -33,6 +33,22 @@ def require_aware(*bounds: datetime | None) -> None:
         raise ValueError("since/until must be timezone-aware (UTC)")
 
 
+def in_bounds(
+    tweet_id: int,
+    created_at: datetime,
+    since: datetime | None,
+    until: datetime | None,
+    since_id: int | None,
+) -> bool:
+    """The search bounds applied again, client-side: scrapers honour X's operators loosely
+    (and pages carry quoted tweets), and a cursor must never move past an unseen tweet."""
+    if since_id is not None and tweet_id <= since_id:
+        return False
+    if since is not None and created_at < since:
+        return False
+    return until is None or created_at < until
+
+
 @dataclass(slots=True)
 class SearchResult:
     """Tweets from one search, newest first.

@@ -57,6 +57,7 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    in_bounds,
     require_aware,
 )
 
@@ -226,18 +227,6 @@ def search_query(
     return " ".join(parts)
 
 
-def _in_bounds(
-    tweet: Any, since: datetime | None, until: datetime | None, since_id: int | None
-) -> bool:
-    """X search honours the operators loosely (and a page also carries quoted tweets), so
-    the bounds are applied again here: a cursor must never move past an unseen tweet."""
-    if since_id is not None and tweet.id <= since_id:
-        return False
-    if since is not None and tweet.date < since:
-        return False
-    return until is None or tweet.date < until
-
-
 class TwscrapeSource:
     """Search and look-ups on X through twscrape's account pool."""
 
@@ -384,7 +373,7 @@ class TwscrapeSource:
         tweets = self._api.search(q, limit=limit)
         async with self._errors("search"), contextlib.aclosing(tweets):
             async for tweet in tweets:
-                if tweet.id in hits or not _in_bounds(tweet, since, until, since_id):
+                if tweet.id in hits or not in_bounds(tweet.id, tweet.date, since, until, since_id):
                     continue
                 hits.add(tweet.id)
                 self._keep(tweet, records, result, now)
