@@ -50,6 +50,12 @@ class SubtensorConfig(Section):
         description="finney, test, local, a ws(s):// endpoint, or dev:PATH for a dev chain file",
     )
     chain_endpoint: str | None = Field(None, description="ws(s):// endpoint; overrides network")
+    archive_endpoints: str | None = Field(
+        None,
+        description="comma-separated ws(s):// archive nodes for old blocks (validators read "
+        "commitment history); default: the SDK's public archive pool for finney and test, "
+        "none elsewhere",
+    )
 
     @field_validator("network")
     @classmethod
@@ -66,6 +72,22 @@ class SubtensorConfig(Section):
         if value is not None and not _ENDPOINT.match(value):
             raise ValueError("expected ws://host:port or wss://host")
         return value
+
+    @field_validator("archive_endpoints")
+    @classmethod
+    def _archives(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        urls = [u.strip() for u in value.split(",") if u.strip()]
+        bad = [u for u in urls if not _ENDPOINT.match(u)]
+        if bad or not urls:
+            raise ValueError(f"expected comma-separated ws(s):// endpoints, got {value!r}")
+        return ",".join(urls)
+
+    @property
+    def archives(self) -> list[str] | None:
+        """The archive pool to use; None lets the SDK pick its default for the network."""
+        return self.archive_endpoints.split(",") if self.archive_endpoints else None
 
     @property
     def target(self) -> str:

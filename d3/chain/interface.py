@@ -49,6 +49,10 @@ class CommitmentRecord:
     uid: int | None  # None when the hotkey is no longer registered
 
 
+class HistoryUnavailable(Exception):
+    """A read of an old block that the endpoint no longer has (pruned state, no archive)."""
+
+
 @dataclass(frozen=True)
 class ChainVerdict:
     """The chain's answer to a write. `code` is the SDK's error code (e.g. RATE_LIMITED)."""
@@ -70,6 +74,13 @@ class Chain(Protocol):
     async def metagraph(self, block: int | None = None) -> MetagraphSnapshot: ...
 
     async def commitments(self, block: int | None = None) -> list[CommitmentRecord]: ...
+
+    async def commitment_of(self, hotkey: str, block: int) -> CommitmentRecord | None:
+        """`hotkey`'s latest commitment as of `block`: read at `record.block - 1` for the one
+        before it. Raises HistoryUnavailable when the endpoint has pruned that block."""
+        ...
+
+    async def block_timestamp_ms(self, block: int) -> int: ...
 
     async def commit(self, data: str) -> ChainVerdict: ...
 

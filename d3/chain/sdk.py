@@ -18,7 +18,13 @@ import bittensor as bt
 from bittensor import BittensorError, ChainError, RpcConnectionError
 from loguru import logger
 
-from d3.chain.interface import ChainVerdict, CommitmentRecord, MetagraphSnapshot, Neuron
+from d3.chain.interface import (
+    ChainVerdict,
+    CommitmentRecord,
+    HistoryUnavailable,
+    MetagraphSnapshot,
+    Neuron,
+)
 from d3.commitment import MAX_COMMITMENT_BYTES
 from d3.config import SubtensorConfig
 
@@ -66,6 +72,19 @@ async def _read(call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+async def _historic(block: int, call: Callable[[], Awaitable[T]]) -> T:
+    """A read pinned at an old block; pruned state becomes one clear HistoryUnavailable."""
+    try:
+        return await _read(call)
+    except ChainError as error:
+        if "state discarded" in str(error).lower() or "unknown block" in str(error).lower():
+            raise HistoryUnavailable(
+                f"block {block} is not available from this endpoint (pruned state): point "
+                "--subtensor.archive_endpoints at an archive node"
+            ) from None
+        raise
+
+
 class SdkChain:
     """One hotkey's view of one subnet through an async `bt.Client`."""
 
@@ -110,6 +129,18 @@ class SdkChain:
             if c.status == "plain" and c.block
         ]
         return sorted(records, key=lambda r: (r.block, r.hotkey))
+
+    async def commitment_of(self, hotkey: str, block: int) -> CommitmentRecord | None:
+        found = await _historic(
+            block, lambda: self.client.identity.commitment(self.netuid, hotkey, block=block)
+        )
+        if found is None or not found.block:
+            return None
+        return CommitmentRecord(hotkey=hotkey, block=found.block, data=found.data or "", uid=None)
+
+    async def block_timestamp_ms(self, block: int) -> int:
+        stamp = await _historic(block, lambda: self.client.chain.timestamp(block=block))
+        return round(float(stamp["unix"]) * 1000)
 
     async def uid(self) -> int | None:
         return await _read(lambda: self.client.neurons.uid(self.hotkey, self.netuid))
@@ -187,5 +218,5 @@ async def open_chain(
         async with bt.Subtensor("local", substrate=substrate) as client:
             yield SdkChain(client, wallet, netuid)
     else:
-        async with bt.Subtensor(target) as client:
+        async with bt.Subtensor(target, archive_endpoints=subtensor.archives) as client:
             yield SdkChain(client, wallet, netuid)

@@ -334,6 +334,15 @@ class ChainState:
             )
             return block, self._log(db, block, hotkey, f"set_commitment({netuid})")
 
+    def commitment_of(self, netuid: int, hotkey: str, block: int) -> tuple[int, bytes] | None:
+        """(commit block, data): `hotkey`'s latest commitment as of `block` (full history)."""
+        with self.reading() as db:
+            return db.execute(
+                "SELECT block, data FROM commitments WHERE netuid=? AND hotkey=? AND block<=? "
+                "ORDER BY block DESC LIMIT 1",
+                (netuid, hotkey, block),
+            ).fetchone()
+
     def commitments(self, netuid: int, block: int) -> list[tuple[str, int, bytes]]:
         """(hotkey, commit block, data): each hotkey's latest commitment at `block`."""
         with self.reading() as db:

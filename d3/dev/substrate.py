@@ -176,10 +176,8 @@ class DevSubstrate:
             raise ChainError(f"dev chain: {key} needs a netuid")
         subnet = state.subnet(netuid)
         if key == "Commitments.CommitmentOf":
-            for hotkey, at, data in state.commitments(netuid, block):
-                if hotkey == params[1]:
-                    return self._commitment_value(at, data)
-            return None
+            found = state.commitment_of(netuid, params[1], block)
+            return self._commitment_value(*found) if found else None
         if subnet is None:
             return None
         p: SubnetParams = subnet[0]

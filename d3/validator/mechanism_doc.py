@@ -26,6 +26,11 @@ def _constants() -> str:
         ("`PERIOD_BLOCKS`", scoring.PERIOD_BLOCKS, "`--scoring.period_blocks`: blocks per period"),
         ("`WINDOW_PERIODS`", scoring.WINDOW_PERIODS, "`--scoring.window_periods`"),
         ("`DECAY`", scoring.DECAY, "`--scoring.decay`: weight ratio of adjacent ranks"),
+        (
+            "`FRESH_PERIODS`",
+            scoring.FRESH_PERIODS,
+            "`--scoring.fresh_periods`: how many periods before its commitment's a tweet may be",
+        ),
         ("`CREDIBILITY_ALPHA`", scoring.CREDIBILITY_ALPHA, "`d3/validator/scoring.py`"),
         ("`INITIAL_CREDIBILITY`", scoring.INITIAL_CREDIBILITY, "`d3/validator/scoring.py`"),
         (
@@ -39,7 +44,18 @@ def _constants() -> str:
             f"{limits.grace_blocks} blocks",
             "`--neuron.grace_blocks`: time to upload after committing",
         ),
-        ("manifest chain depth", limits.max_chain_depth, "manifests walked back per commitment"),
+        (
+            "history horizon",
+            f"{scoring.WINDOW_PERIODS + scoring.FRESH_PERIODS - 1}–"
+            f"{scoring.WINDOW_PERIODS + scoring.FRESH_PERIODS} periods",
+            "how far back validators read commitments: `WINDOW_PERIODS + FRESH_PERIODS` "
+            "periods, to a period boundary",
+        ),
+        (
+            "parent walk",
+            f"{limits.max_walk:,}",
+            "never-judged manifests one commitment may reach through `parent`; more is a rejection",
+        ),
         ("rows per commitment", f"{limits.max_rows:,}", "`--fetch.max_rows`"),
         ("shards per commitment", f"{limits.max_shards:,}", ""),
         (
@@ -59,9 +75,10 @@ def render() -> str:
 
 *Generated from the code by `python -m d3.validator.mechanism_doc`; a test keeps it in step.*
 
-Miners are paid for **new, unique, real** tweets. Each validator keeps an index of every
-tweet ID it has ever accepted; the first miner to commit a tweet (by commit block, then
-hotkey) is credited with it, and nobody after. Credit turns into weights like this:
+Miners are paid for **new, unique, real, fresh** tweets. Each validator reads every
+commitment from chain history and keeps an index of every tweet ID it has accepted; the
+first miner to commit a tweet (by commit block, then hotkey) is credited with it, and
+nobody after. Credit turns into weights like this:
 
 ```
 {formulas}
@@ -77,6 +94,30 @@ With `DECAY = {scoring.DECAY}` (equal scores share a rank; the next rank skips p
 
 {_example()}
 
+## Attribution: the same on every validator
+
+- **Every commitment counts, at its own block.** The chain keeps each hotkey's latest
+  commitment with the block it was written in; reading it at `block - 1` gives the one
+  before. Validators walk that history back to the *history horizon* (below), so a
+  commitment replaced a block later, or made while a validator was down, is read and
+  judged like any other.
+- **One global order.** Commitments are judged in `(commit block, hotkey)` order, each
+  once. A manifest reached only through `parent` (never committed itself) takes the block
+  of the earliest commitment whose chain contains it.
+- **Every commitment is judged.** Accepted, rejected with a reason (which lowers
+  credibility), or neutral: text that is not a D3 commitment, a manifest already judged
+  with an earlier commitment, or a validator-side failure. A commitment whose data is not
+  there yet holds back every later one for at most the grace period; then it is rejected.
+- **The horizon.** Credit counts for `WINDOW_PERIODS` periods, and a tweet earns credit in a
+  commitment only if it was created after the timestamp of the block `FRESH_PERIODS`
+  periods before that commitment's period. A tweet first committed before the horizon
+  (`FRESH_PERIODS` periods before the window) is therefore stale for every commitment in
+  the window, and a validator that starts with an empty Redis and reads history back to
+  the horizon reaches exactly the credit, credibility and weights of one that ran from
+  the start. Credibility is computed over the commitments in the window, in block order.
+- **Weights wait for the replay.** A validator that is still replaying history does not
+  set weights.
+
 ## What earns nothing
 
 - **Copies.** Tweets already in the index earn nothing, whoever committed them second.
@@ -90,6 +131,8 @@ With `DECAY = {scoring.DECAY}` (equal scores share a rank; the next rank skips p
 - **Broken data.** Wrong schema, bad hashes or signatures, impossible snowflake times,
   future dates, duplicate IDs, oversized files, uploads that never appear: the manifest
   is rejected with a logged reason, and credibility drops.
+- **Stale tweets.** A tweet created before the freshness bound of its commitment is
+  neither indexed nor credited for it.
 - **Replaced hotkeys.** Credit belongs to a hotkey; a uid's new owner starts at zero.
 
 An X outage or a validator-side error is never counted against a miner: the manifest is

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from d3 import __version__
-from d3.chain.interface import Chain
+from d3.chain.interface import Chain, HistoryUnavailable
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
@@ -32,7 +32,13 @@ from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundRunner
-from d3.validator.scoring import DECAY, PERIOD_BLOCKS, WINDOW_PERIODS, ScoringParams
+from d3.validator.scoring import (
+    DECAY,
+    FRESH_PERIODS,
+    PERIOD_BLOCKS,
+    WINDOW_PERIODS,
+    ScoringParams,
+)
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
 from d3.validator.x_lookup import source_lookup
@@ -58,6 +64,11 @@ class ValidatorNeuronSection(Section):
     weights_interval: int = Field(100, gt=0, description="set weights every N blocks at most")
     concurrency: int = Field(8, gt=0, le=64, description="miners fetched in parallel")
     grace_blocks: int = Field(50, ge=0, description="blocks a miner has to upload after commit")
+    round_seconds: float = Field(
+        600,
+        gt=0,
+        description="longest a round judges before it scores (bootstrap goes on next round)",
+    )
 
 
 class VerifySection(Section):
@@ -79,6 +90,9 @@ class ScoringSection(Section):
     decay: float = Field(DECAY, gt=0, lt=1, description="weight ratio between adjacent ranks")
     period_blocks: int = Field(PERIOD_BLOCKS, gt=0, description="blocks per credit period")
     window_periods: int = Field(WINDOW_PERIODS, gt=0, description="periods in the window")
+    fresh_periods: int = Field(
+        FRESH_PERIODS, ge=0, description="periods a tweet may be older than its commitment's"
+    )
 
 
 class ValidatorConfig(NeuronBaseConfig):
@@ -95,6 +109,12 @@ class FatalError(Exception):
 
 def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
     state = ValidatorState(redis, config.redis.prefix)
+    scoring = ScoringParams(
+        config.scoring.period_blocks,
+        config.scoring.window_periods,
+        config.scoring.decay,
+        config.scoring.fresh_periods,
+    )
     lookup = None
     token = config.verify.x_bearer_token.get_secret_value()
     if token and config.verify.daily_budget:
@@ -116,6 +136,8 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         config.netuid,
         chain.block_hash,
         lambda: datetime.now(UTC),
+        block_time_ms=chain.block_timestamp_ms,
+        fresh_from_block=scoring.fresh_from_block,
         lookup=lookup,
         budget=LookupBudget(
             config.verify.daily_budget,
@@ -128,9 +150,6 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
             shard=ShardLimits(max_bytes=fetch.max_shard_bytes, max_rows=fetch.max_rows),
         ),
     )
-    scoring = ScoringParams(
-        config.scoring.period_blocks, config.scoring.window_periods, config.scoring.decay
-    )
     return RoundRunner(
         chain,
         TweetIndex(redis, config.redis.prefix),
@@ -138,6 +157,7 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         pipeline,
         scoring,
         concurrency=config.neuron.concurrency,
+        round_seconds=config.neuron.round_seconds,
     )
 
 
@@ -155,6 +175,7 @@ class Validator:
         while not self.stop.is_set():
             try:
                 if last_weights is None:
+                    await self.runner.state.ensure_version()
                     saved = await self.runner.state.get_meta("last_weights_block")
                     last_weights = int(saved or 0)
                 graph = await self.chain.metagraph()
@@ -163,10 +184,18 @@ class Validator:
                         f"validator hotkey {self.chain.hotkey} is not registered on netuid "
                         f"{self.config.netuid}"
                     )
+                report = None
                 try:
-                    await self.runner.process(graph)
+                    report = await self.runner.process(graph)
                 finally:  # a failed round must not also cost this interval's weights
-                    if graph.block - last_weights >= self.config.neuron.weights_interval:
+                    behind = report is not None and not report.caught_up
+                    if behind:
+                        log.info(
+                            "still replaying history ({} commitments queued); weights wait",
+                            await self.runner.state.queue_size(),
+                        )
+                    due = graph.block - last_weights >= self.config.neuron.weights_interval
+                    if due and not behind:
                         scores = await self.runner.scores(graph)
                         verdict = await self.runner.set_weights(scores, VERSION_KEY)
                         if verdict.ok:
@@ -175,8 +204,12 @@ class Validator:
                                 "last_weights_block", str(last_weights)
                             )
                 self._redis_down_since = None
+                if report is not None and not report.caught_up:
+                    continue  # replaying history: the next batch starts now
             except FatalError:
                 raise
+            except HistoryUnavailable as error:
+                raise FatalError(str(error)) from None
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 self._redis_outage(error)
             except RedisError as error:

@@ -20,9 +20,11 @@ import pyarrow.compute as pc
 from loguru import logger
 from redis.exceptions import RedisError
 
+from d3.chain.interface import HistoryUnavailable
 from d3.commitment import Commitment
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
 from d3.shards import ShardLimits, shard_name
+from d3.snowflake import TWITTER_EPOCH_MS, ms_to_id
 from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import (
@@ -39,7 +41,7 @@ from d3.validator.verifier import (
 class WorkItem:
     block: int  # the commitment's block: the item's place in the ingest order
     hotkey: str
-    uid: int
+    uid: int | None  # None once the hotkey is no longer registered
     commitment: Commitment
 
     @property
@@ -49,7 +51,7 @@ class WorkItem:
 
 @dataclass(frozen=True)
 class PipelineLimits:
-    max_chain_depth: int = 16  # manifests walked back per commitment
+    max_walk: int = 10_000  # unjudged manifests one commitment may reach through `parent`
     max_shards: int = 1_000  # per work item
     max_rows: int = 2_000_000  # per work item
     grace_blocks: int = 50  # for the upload to appear after the commit
@@ -64,6 +66,7 @@ class Prepared:
     shard_ids: list[tuple[str, pa.Array]]  # (shard sha256, its tweet IDs) in manifest order
     notes: list[str] = field(default_factory=list)
     sampled: bool = False  # X look-ups were spent on it
+    complete: bool = True  # False: older manifests only; the commitment's own comes later
 
     @property
     def rows(self) -> int:
@@ -99,6 +102,8 @@ class ManifestPipeline:
         netuid: int,
         block_hash: Callable[[int], Awaitable[str | None]],
         now: Callable[[], datetime],
+        block_time_ms: Callable[[int], Awaitable[int]] | None = None,
+        fresh_from_block: Callable[[int], int] = lambda block: 0,
         lookup: Lookup | None = None,
         budget: LookupBudget | None = None,
         limits: PipelineLimits = PipelineLimits(),
@@ -109,6 +114,9 @@ class ManifestPipeline:
         self.netuid = netuid
         self.block_hash = block_hash
         self.now = now
+        self.block_time_ms = block_time_ms
+        self.fresh_from_block = fresh_from_block
+        self._times: dict[int, int] = {}
         self.lookup = lookup
         self.budget = budget
         self.limits = limits
@@ -149,12 +157,14 @@ class ManifestPipeline:
 
         allowed = 1.25 * self.fetcher.limits.deadline_s  # a single slow file reports itself
         try:
+            fresh_ms = await self._fresh_ms(item.block)
             async with asyncio.timeout(allowed) as deadline:
-                manifests = await self._walk(item, walked, log)
+                manifests, complete = await self._walk(item, walked, fresh_ms, log)
                 declared = sum(r.bytes for m in manifests for r in m.body.shards)
                 allowed += declared / self.limits.min_fetch_rate
                 deadline.reschedule(deadline.when() + declared / self.limits.min_fetch_rate)  # type: ignore[operator]
-                prepared, samples = await self._verify_data(item, manifests, sample_size)
+                prepared, samples = await self._verify_data(item, manifests, sample_size, fresh_ms)
+            prepared.complete = complete
             await self._check_on_x(samples, prepared, log)
             return prepared
         except NotYetAvailable as missing:
@@ -169,7 +179,7 @@ class ManifestPipeline:
             return late(f"the host did not deliver this commitment within {allowed:.0f}s")
         except (_Reject, ManifestError, VerificationError) as error:
             return judged_as(str(error))
-        except (RedisError, asyncio.CancelledError):
+        except (RedisError, HistoryUnavailable, asyncio.CancelledError):
             raise  # the validator's own trouble: the round fails and is retried
         except Exception as error:
             # A bug of ours, or the chain or X failing under us: never let it stop the round,
@@ -178,10 +188,24 @@ class ManifestPipeline:
             reason = f"unexpected validator error: {type(error).__name__}: {error}"
             return Pending(item, reason) if in_grace else judged_as(reason, blameless=True)
 
-    async def _walk(self, item: WorkItem, walked: list[str], log) -> list[Manifest]:
-        """The unjudged manifests of the chain ending at the commitment, oldest first, and
-        no more of them than one item's limits allow: the rest wait for the next round
-        (the commitment is not judged until its own manifest is)."""
+    async def _fresh_ms(self, commit_block: int) -> int | None:
+        """The timestamp before which tweets earn nothing in this commitment (None: no bound)."""
+        block = self.fresh_from_block(commit_block)
+        if block <= 0 or self.block_time_ms is None:
+            return None
+        if block not in self._times:
+            self._times[block] = await self.block_time_ms(block)
+        return self._times[block]
+
+    async def _walk(
+        self, item: WorkItem, walked: list[str], fresh_ms: int | None, log
+    ) -> tuple[list[Manifest], bool]:
+        """The manifests this commitment brings, oldest first: its own and the unjudged
+        ancestors only it can reach. The walk stops at a manifest already judged, at one an
+        earlier commitment of this hotkey named (that commitment is judged first, in
+        order), and at one created before the freshness bound (nothing in it can earn).
+        Returns as many whole manifests as one item's limits allow, and whether that
+        includes the commitment's own; the rest follow, oldest first, right after."""
         sha: str | None = item.commitment.manifest_sha256
         chain: list[Manifest] = []
         seen: set[str] = set()
@@ -189,14 +213,14 @@ class ManifestPipeline:
             if sha in seen:
                 raise _Reject(f"manifest chain loops at {sha[:12]}")
             seen.add(sha)
-            if len(chain) >= self.limits.max_chain_depth:
-                log.warning(
-                    "manifest chain deeper than {}; older links ignored",
-                    self.limits.max_chain_depth,
-                )
-                break
-            if await self.state.judgement(item.hotkey, sha) is not None:
-                break
+            if len(chain) >= self.limits.max_walk:
+                raise _Reject(f"more than {self.limits.max_walk} unjudged manifests in the chain")
+            if chain:  # an ancestor
+                if await self.state.judgement(item.hotkey, sha) is not None:
+                    break
+                earlier = await self.state.committed_block(item.hotkey, sha)
+                if earlier is not None and earlier < item.block:
+                    break
             try:
                 data = await self.fetcher.fetch(
                     item.commitment.locator, f"{sha}.json", MAX_MANIFEST_BYTES
@@ -208,6 +232,8 @@ class ManifestPipeline:
                 break
             manifest = await asyncio.to_thread(parse_manifest, data, sha)
             verify_manifest(manifest, item.hotkey, self.netuid)
+            if chain and fresh_ms is not None and manifest.body.created_at < fresh_ms:
+                break  # older than the freshness bound: none of its tweets can earn
             chain.append(manifest)
             sha = manifest.body.parent
         chain.reverse()
@@ -221,10 +247,10 @@ class ManifestPipeline:
                 break
             kept.append(manifest)
         walked[:] = [m.sha256 for m in kept]
-        return kept
+        return kept, len(kept) == len(chain)
 
     async def _verify_data(
-        self, item: WorkItem, manifests: list[Manifest], sample_size: int
+        self, item: WorkItem, manifests: list[Manifest], sample_size: int, fresh_ms: int | None
     ) -> tuple[Prepared, pa.Table | None]:
         refs = [ref for m in manifests for ref in m.body.shards]
         seen: set[str] = set()
@@ -268,6 +294,15 @@ class ManifestPipeline:
         if pc.count_distinct(all_ids).as_py() != len(all_ids):
             raise _Reject("the same tweet id appears in two shards")
         prepared = Prepared(item, manifests, shard_ids)
+        if fresh_ms is not None:
+            first_fresh = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
+            stale = 0
+            for i, (sha, ids) in enumerate(shard_ids):
+                kept = ids.filter(pc.greater_equal(ids, first_fresh))
+                stale += len(ids) - len(kept)
+                shard_ids[i] = (sha, kept)
+            if stale:
+                prepared.notes.append(f"{stale} tweets older than the freshness bound earn nothing")
         return prepared, pa.concat_tables(samples) if samples else None
 
     async def _sample_positions(self, item: WorkItem, total: int, size: int) -> list[int]:

@@ -1,25 +1,34 @@
-"""One validator round: read commitments, prepare work, ingest in order, score, set weights.
+"""One validator round: read new commitments from chain history, judge them in order, score.
 
-A round never dies of one miner: every commitment is decoded, fetched and verified in
-isolation, and each failure becomes a logged rejection. Ingestion is strictly in
-(commit block, hotkey) order and stops at the first item whose upload is still within
-its grace period, so a slow upload can delay others' credit but never steal it.
+Every commitment any hotkey made is read from the chain (`history.py`) into a queue and
+judged exactly once, in global (commit block, hotkey) order; each manifest is attributed to
+the block of its own commitment, or, when only reachable through `parent`, to the earliest
+commitment whose chain contains it. So any two honest validators, whatever their poll
+cadence, restarts or start time, ingest the same manifests in the same order and reach the
+same credit.
+
+A round never dies of one miner: each commitment is decoded, fetched and verified in
+isolation, and each failure becomes a logged rejection. Ingestion stops at the first
+commitment whose upload is still within its grace period, so a slow upload can delay
+others' credit but never steal it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from loguru import logger
 
-from d3.chain.interface import Chain, ChainVerdict, MetagraphSnapshot
+from d3.chain.interface import Chain, ChainVerdict, CommitmentRecord, MetagraphSnapshot
 from d3.commitment import CommitmentError, decode_commitment
+from d3.validator.history import new_commitments
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, Outcome, Pending, Prepared, Rejected, WorkItem
 from d3.validator.scoring import MinerScore, ScoringParams, score_miners
-from d3.validator.state import Judgement, ValidatorState
+from d3.validator.state import Judgement, ValidatorState, Verdict
 
 
 @dataclass
@@ -28,7 +37,10 @@ class RoundReport:
     accepted: list[str] = field(default_factory=list)  # manifest hashes
     rejected: dict[str, str] = field(default_factory=dict)  # manifest hash -> reason
     pending: list[str] = field(default_factory=list)
+    neutral: int = 0  # commitments judged without effect (undecodable, repeated manifests)
     new_unique: int = 0
+    read: int = 0  # commitments read from chain history this round
+    caught_up: bool = True  # False: the round's time ran out with commitments still queued
 
 
 class RoundRunner:
@@ -40,6 +52,7 @@ class RoundRunner:
         pipeline: ManifestPipeline,
         scoring: ScoringParams,
         concurrency: int = 8,
+        round_seconds: float = 600.0,
     ):
         self.chain = chain
         self.index = index
@@ -47,106 +60,188 @@ class RoundRunner:
         self.pipeline = pipeline
         self.scoring = scoring
         self.concurrency = concurrency
-        self._reported_bad: dict[str, str] = {}  # hotkey -> commitment text already logged
+        self.round_seconds = round_seconds
+        self.batch = 4 * concurrency
 
-    async def work_items(self, graph: MetagraphSnapshot) -> list[WorkItem]:
-        """New commitments of registered hotkeys, in ingest order."""
-        items = []
-        for record in await self.chain.commitments(graph.block):
-            uid = graph.uid_of(record.hotkey)
-            if uid is None:
-                continue  # deregistered or replaced: nothing to credit
+    async def sync_history(self, head: int) -> int:
+        """Queue every commitment made up to `head` that this validator has not read."""
+        horizon = self.scoring.history_horizon(head)
+        if await self.state.get_meta("forgotten_before") != str(horizon):
+            dropped = await self.state.forget_before(horizon)
+            if dropped:
+                logger.info("forgot {} records older than the history horizon {}", dropped, horizon)
+            await self.state.set_meta("forgotten_before", str(horizon))
+        records = await new_commitments(
+            self.chain, head, await self.state.cursors(), horizon, 2 * self.concurrency
+        )
+        manifests = {}
+        for record in records:
             decoded = decode_commitment(record.data)
-            if isinstance(decoded, CommitmentError):
-                if self._reported_bad.get(record.hotkey) != record.data:
-                    self._reported_bad[record.hotkey] = record.data
-                    logger.bind(hotkey=record.hotkey[:10], uid=uid).info(
-                        "ignoring commitment: {}", decoded.reason
-                    )
-                continue
-            if await self.state.head(record.hotkey) == decoded.manifest_sha256:
-                continue
-            if await self.state.judgement(record.hotkey, decoded.manifest_sha256):
-                continue
-            items.append(WorkItem(record.block, record.hotkey, uid, decoded))
-        return sorted(items, key=lambda i: i.order)
+            if not isinstance(decoded, CommitmentError):
+                manifests[(record.hotkey, record.block)] = decoded.manifest_sha256
+        await self.state.enqueue(records, manifests)
+        return len(records)
 
     async def process(self, graph: MetagraphSnapshot) -> RoundReport:
         report = RoundReport(block=graph.block)
-        items = await self.work_items(graph)
-        if items:
-            logger.info("round at block {}: {} new commitments", graph.block, len(items))
+        report.read = await self.sync_history(graph.block)
+        started = last_log = time.monotonic()
+        judged = 0
+        while True:
+            queue = await self.state.queue_head(self.batch)
+            if not queue:
+                break
+            if time.monotonic() - started > self.round_seconds:
+                report.caught_up = False
+                break
+            # One commitment per hotkey per batch: a hotkey's later commitment is prepared
+            # only after its earlier one is judged (its parent walk stops there).
+            batch: list[CommitmentRecord] = []
+            for record in queue:
+                if any(r.hotkey == record.hotkey for r in batch):
+                    break
+                batch.append(record)
+            done, stop = await self._run_batch(batch, graph, report)
+            judged += done
+            if stop:
+                break
+            if time.monotonic() - last_log > 10:
+                last_log = time.monotonic()
+                logger.info(
+                    "judged {} commitments this round, {} queued",
+                    judged,
+                    await self.state.queue_size(),
+                )
+        return report
+
+    async def _triage(
+        self, record: CommitmentRecord, graph: MetagraphSnapshot
+    ) -> WorkItem | Verdict:
+        """A work item, or the verdict of a commitment that needs no work."""
+        decoded = decode_commitment(record.data)
+        if isinstance(decoded, CommitmentError):
+            return Verdict(record.block, False, decoded.reason, False)
+        sha = decoded.manifest_sha256
+        earlier = await self.state.judgement(record.hotkey, sha)
+        if earlier is not None:
+            reason = f"manifest already judged with the commitment at block {earlier.block}"
+            return Verdict(record.block, False, reason, False, sha)
+        first = await self.state.committed_block(record.hotkey, sha)
+        if first is not None and first < record.block:
+            reason = f"manifest already committed at block {first}"
+            return Verdict(record.block, False, reason, False, sha)
+        return WorkItem(record.block, record.hotkey, graph.uid_of(record.hotkey), decoded)
+
+    async def _run_batch(
+        self, batch: list[CommitmentRecord], graph: MetagraphSnapshot, report: RoundReport
+    ) -> tuple[int, bool]:
+        """Prepare the batch concurrently and apply it in order. Returns how many
+        commitments were judged and whether the round must stop (a pending upload)."""
+        triaged = [await self._triage(record, graph) for record in batch]
         gate = asyncio.Semaphore(self.concurrency)
 
         async def prepare(item: WorkItem, sample_size: int) -> Outcome:
             async with gate:
                 return await self.pipeline.prepare(item, graph.block, sample_size)
 
-        sizes = [self.pipeline.sample_size() for _ in items]
-        tasks = [asyncio.create_task(prepare(i, n)) for i, n in zip(items, sizes, strict=True)]
-        applied = 0
+        sizes = [self.pipeline.sample_size() if isinstance(t, WorkItem) else 0 for t in triaged]
+        tasks: list[asyncio.Task | None] = [
+            asyncio.create_task(prepare(t, n)) if isinstance(t, WorkItem) else None
+            for t, n in zip(triaged, sizes, strict=True)
+        ]
+        applied, stop = 0, False
         try:
-            for task in tasks:  # in ingest order, while later ones are still preparing
-                outcome = await task
+            for record, work, task in zip(batch, triaged, tasks, strict=True):
+                if task is None:
+                    assert isinstance(work, Verdict)
+                    await self.state.judge(record, [], work)
+                    logger.bind(
+                        hotkey=record.hotkey[:10],
+                        uid=graph.uid_of(record.hotkey),
+                        block=record.block,
+                    ).info("ignoring commitment: {}", work.reason)
+                    report.neutral += 1
+                    applied += 1
+                    continue
+                outcome = await task  # in ingest order, while later ones are still preparing
                 if isinstance(outcome, Pending):
                     report.pending.append(outcome.item.commitment.manifest_sha256)
                     logger.bind(hotkey=outcome.item.hotkey[:10], uid=outcome.item.uid).info(
                         "waiting for upload ({}); later commitments wait too", outcome.reason
                     )
+                    stop = True
                     break
-                await self._apply(outcome, report)
+                complete = await self._apply(record, outcome, report)
                 applied += 1
+                if not complete:
+                    break  # its newer manifests come next, before anything after it
         finally:
             for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
             # Look-ups allotted to items not judged this round and not yet spent go back: a
             # miner that never uploads must not drain the budget for the miners behind it.
             for task, size in zip(tasks[applied:], sizes[applied:], strict=True):
+                if task is None:
+                    continue
                 spent = task.done() and not task.cancelled() and not task.exception()
                 if not (spent and getattr(task.result(), "sampled", False)):
                     self.pipeline.refund(size)
-        return report
+        return applied, stop
 
-    async def _apply(self, outcome: Prepared | Rejected, report: RoundReport) -> None:
+    async def _apply(
+        self, record: CommitmentRecord, outcome: Prepared | Rejected, report: RoundReport
+    ) -> bool:
+        """Write one outcome; False when the commitment is only partly done."""
         item = outcome.item
+        sha = item.commitment.manifest_sha256
         log = logger.bind(
-            hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
+            hotkey=item.hotkey[:10], uid=item.uid, manifest=sha[:12], block=item.block
         )
         if isinstance(outcome, Rejected):
             judgements = [
-                Judgement(sha, False, outcome.reason, item.block, counts=not outcome.blameless)
-                for sha in outcome.manifest_sha256s
+                Judgement(m, False, outcome.reason, item.block) for m in outcome.manifest_sha256s
             ]
-            await self.state.judge(item.hotkey, judgements)
-            report.rejected[item.commitment.manifest_sha256] = outcome.reason
+            verdict = Verdict(item.block, False, outcome.reason, not outcome.blameless, sha)
+            await self.state.judge(record, judgements, verdict)
+            report.rejected[sha] = outcome.reason
             log.warning("manifest rejected: {}", outcome.reason)
-            return
+            return True
         period = self.scoring.period_of(item.block)
         new = 0
         for shard_sha, ids in outcome.shard_ids:
             result = await self.index.ingest(ids, item.hotkey, f"{shard_sha}:{item.hotkey}", period)
             new += result.new
-        judgements = [
-            Judgement(m.sha256, True, "; ".join(outcome.notes), item.block)
-            for m in outcome.manifests
-        ]
-        await self.state.judge(item.hotkey, judgements)
-        report.accepted.append(item.commitment.manifest_sha256)
+        notes = "; ".join(outcome.notes)
+        judgements = [Judgement(m.sha256, True, notes, item.block) for m in outcome.manifests]
+        verdict = Verdict(item.block, True, notes, True, sha, new) if outcome.complete else None
+        await self.state.judge(record, judgements, verdict)
         report.new_unique += new
+        if not outcome.complete:
+            log.info(
+                "commitment at block {}: {} older manifests taken first ({} rows, {} new unique)",
+                item.block,
+                len(outcome.manifests),
+                outcome.rows,
+                new,
+            )
+            return False
+        report.accepted.append(sha)
         log.info(
             "manifest accepted: {} rows, {} new unique{}",
             outcome.rows,
             new,
-            f" ({'; '.join(outcome.notes)})" if outcome.notes else "",
+            f" ({notes})" if notes else "",
         )
+        return True
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
         return score_miners(
             neurons,
             await self.index.credits(),
-            await self.state.credibility(),
+            await self.state.credibility(self.scoring.window_start(graph.block)),
             graph.block,
             self.scoring,
         )

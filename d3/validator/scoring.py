@@ -9,10 +9,14 @@
     weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
 
     credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
-                 outcome = 1 for a verified manifest, 0 for a rejected one; a new hotkey
-                 starts at INITIAL_CREDIBILITY
+                 over h's commitments in the window, in block order, from
+                 INITIAL_CREDIBILITY; outcome = 1 for a verified commitment, 0 for a
+                 rejected one (the validator's own failures are not counted)
+    fresh(t, c)  a tweet t earns credit in commitment c only if it was created at or after
+                 the timestamp of block (period(c) − FRESH_PERIODS) × PERIOD_BLOCKS
 
-With DECAY = 0.5 the top miner takes about half the emission, the next a quarter, and so
+With FRESH_PERIODS = 2
+DECAY = 0.5 the top miner takes about half the emission, the next a quarter, and so
 on: the exponential curve the original D3 roadmap promised. docs/incentive-mechanism.md
 is generated from these constants and checked against them by a test.
 """
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 PERIOD_BLOCKS = 7200  # one day of 12 s blocks
 WINDOW_PERIODS = 7
+FRESH_PERIODS = 2
 DECAY = 0.5
 CREDIBILITY_ALPHA = 0.2
 INITIAL_CREDIBILITY = 1.0
@@ -34,15 +39,38 @@ class ScoringParams:
     period_blocks: int = PERIOD_BLOCKS
     window_periods: int = WINDOW_PERIODS
     decay: float = DECAY
+    fresh_periods: int = FRESH_PERIODS
 
     def __post_init__(self) -> None:
         if not 0 < self.decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {self.decay}")
         if self.period_blocks <= 0 or self.window_periods <= 0:
             raise ValueError("period_blocks and window_periods must be positive")
+        if self.fresh_periods < 0:
+            raise ValueError("fresh_periods cannot be negative")
 
     def period_of(self, block: int) -> int:
         return block // self.period_blocks
+
+    def window_start(self, block: int) -> int:
+        """The first block whose credit and verdicts count at `block`."""
+        return max(0, (self.period_of(block) - self.window_periods + 1) * self.period_blocks)
+
+    def fresh_from_block(self, commit_block: int) -> int:
+        """Tweets created before this block's timestamp earn nothing in a commitment at
+        `commit_block`; 0 (genesis) means no bound."""
+        return max(0, (self.period_of(commit_block) - self.fresh_periods) * self.period_blocks)
+
+    def history_horizon(self, block: int) -> int:
+        """The oldest commitment block that can still change credit or weights at `block`.
+
+        Credit counts from the window's start, and a tweet is fresh for a commitment in
+        the window only if it is newer than `fresh_from_block` of that commitment, which
+        is never before this horizon: so a tweet first committed before it cannot be fresh
+        for anyone in the window, and a validator that reads history only back to here
+        reaches the same credit as one that saw everything.
+        """
+        return self.fresh_from_block(self.window_start(block))
 
 
 @dataclass(frozen=True)

@@ -1,66 +1,150 @@
 """The validator's durable memory, kept in the same Redis as the index.
 
-Per hotkey: the newest manifest it has judged (its chain head as far as this validator is
-concerned), a bounded history of judged manifests (so a parent walk stops at known
-ground), and its credibility. Judging a manifest is one transaction and idempotent: a
-restart that judges the same manifest again changes nothing, so credibility can never be
-applied twice.
+Everything here is derived from the chain and the miners' hosts, so a validator that loses
+it replays history and rebuilds the same thing. Per hotkey:
+
+- a *cursor*: the newest commitment block already read from chain history;
+- the *committed* manifests: manifest hash -> the earliest block a commitment named it,
+  so a parent walk stops where an earlier commitment of the same hotkey takes over;
+- the *judged* manifests: hash -> judgement, so a parent walk stops at known ground;
+- the *verdicts*: commit block -> verdict of that commitment, from which credibility is
+  computed over the scoring window (so every validator computes the same credibility).
+
+And one *queue* of commitments read but not yet judged, in global (block, hotkey) order.
+Every write is one MULTI transaction on keys sharing one hash tag (one cluster slot), and
+idempotent: a restart that repeats a write changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from loguru import logger
 
+from d3.chain.interface import CommitmentRecord
 from d3.validator.scoring import CREDIBILITY_ALPHA, INITIAL_CREDIBILITY, update_credibility
 
-# How many judged manifests to remember per hotkey: deeper parent walks are cut off anyway.
-JUDGED_HISTORY = 256
+# Bumped when the layout changes; a validator that finds another version rebuilds from chain.
+STATE_VERSION = "2"
+_SEP = "|"  # queue members: "<block, 12 digits>|<hotkey>|<data>"; ss58 has no '|'
 
 
 @dataclass(frozen=True)
 class Judgement:
+    """The outcome for one manifest (a commitment's own, or one reached through `parent`)."""
+
     manifest_sha256: str
     accepted: bool
     reason: str
+    block: int  # the block of the commitment it is attributed to
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome for one commitment. `counts` False: neutral for credibility (the
+    validator's own failure, an undecodable text, a manifest judged before)."""
+
     block: int
-    counts: bool = True  # False: judged, but not held against the miner's credibility
+    accepted: bool
+    reason: str
+    counts: bool = True
+    manifest_sha256: str = ""
+    new_unique: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "accepted": self.accepted,
+                "reason": self.reason,
+                "counts": self.counts,
+                "manifest": self.manifest_sha256,
+                "new": self.new_unique,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, block: int, raw: bytes | str) -> Verdict:
+        doc = json.loads(raw)
+        return cls(
+            block, doc["accepted"], doc["reason"], doc["counts"], doc["manifest"], doc["new"]
+        )
 
 
-# Compare-and-set of one hotkey's judgements. KEYS: judged hash, order list, credibility
-# hash, head hash. ARGV: hotkey, credibility read ("" if none), new credibility, new head,
-# then (manifest sha, judgement json) pairs that were absent when read.
-_JUDGE = """
-local current = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-if current ~= ARGV[2] then return 0 end
-for i = 5, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return 0 end
-end
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('RPUSH', KEYS[2], ARGV[i])
-end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[4]) end
-return 1
-"""
+def queue_member(record: CommitmentRecord) -> str:
+    return f"{record.block:012d}{_SEP}{record.hotkey}{_SEP}{record.data}"
+
+
+def parse_queue_member(member: bytes | str) -> CommitmentRecord:
+    text = member.decode() if isinstance(member, bytes) else member
+    block, hotkey, data = text.split(_SEP, 2)
+    return CommitmentRecord(hotkey=hotkey, block=int(block), data=data, uid=None)
+
+
+def window_credibility(verdicts: Iterable[Verdict], alpha: float = CREDIBILITY_ALPHA) -> float:
+    """The credibility EMA over verdicts in block order, from INITIAL_CREDIBILITY."""
+    cred = INITIAL_CREDIBILITY
+    for verdict in sorted(verdicts, key=lambda v: v.block):
+        if verdict.counts:
+            cred = update_credibility(cred, verdict.accepted, alpha)
+    return cred
 
 
 class ValidatorState:
     def __init__(self, redis: aioredis.Redis, prefix: str = "d3"):
         self.redis = redis
+        self.prefix = prefix
         # One hash tag: all state lives in one cluster slot and updates atomically.
         self._base = f"{prefix}:{{state}}"
-        self._judge = redis.register_script(_JUDGE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self._base, *parts))
 
-    async def head(self, hotkey: str) -> str | None:
-        value = await self.redis.hget(self._key("head"), hotkey)
-        return value.decode() if value else None
+    # -- chain history ---------------------------------------------------------------
+
+    async def cursors(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self._key("cursor"))
+        return {_text(k): int(v) for k, v in raw.items()}
+
+    async def enqueue(
+        self, records: list[CommitmentRecord], manifests: Mapping[tuple[str, int], str]
+    ) -> None:
+        """Queue commitments read from history and move the hotkeys' cursors past them.
+
+        `manifests` maps (hotkey, block) to the manifest a decodable commitment names. One
+        transaction: a crash leaves either all of it or none, so nothing is read twice or
+        lost.
+        """
+        if not records:
+            return
+        cursors: dict[str, int] = {}
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.zadd(self._key("queue"), {queue_member(r): r.block for r in records})
+            for record in sorted(records, key=lambda r: r.block):
+                cursors[record.hotkey] = max(cursors.get(record.hotkey, 0), record.block)
+                sha = manifests.get((record.hotkey, record.block))
+                if sha is not None:  # the earliest commitment naming it wins
+                    tx.hsetnx(self._key("committed", record.hotkey), sha, record.block)
+            tx.hset(self._key("cursor"), mapping={h: str(b) for h, b in cursors.items()})
+            tx.sadd(self._key("hotkeys"), *cursors)
+            await tx.execute()
+
+    async def queue_head(self, limit: int) -> list[CommitmentRecord]:
+        """The oldest unjudged commitments in (block, hotkey) order."""
+        members = await self.redis.zrange(self._key("queue"), 0, limit - 1)
+        return [parse_queue_member(m) for m in members]
+
+    async def queue_size(self) -> int:
+        return int(await self.redis.zcard(self._key("queue")))
+
+    async def committed_block(self, hotkey: str, manifest_sha256: str) -> int | None:
+        raw = await self.redis.hget(self._key("committed", hotkey), manifest_sha256)
+        return int(raw) if raw is not None else None
+
+    # -- judgements ------------------------------------------------------------------
 
     async def judgement(self, hotkey: str, manifest_sha256: str) -> Judgement | None:
         raw = await self.redis.hget(self._key("judged", hotkey), manifest_sha256)
@@ -69,56 +153,94 @@ class ValidatorState:
         doc = json.loads(raw)
         return Judgement(manifest_sha256, doc["accepted"], doc["reason"], doc["block"])
 
-    async def credibility(self) -> dict[str, float]:
-        raw = await self.redis.hgetall(self._key("credibility"))
-        return {k.decode(): float(v) for k, v in raw.items()}
-
     async def judge(
-        self, hotkey: str, judgements: list[Judgement], alpha: float = CREDIBILITY_ALPHA
+        self,
+        record: CommitmentRecord,
+        judgements: list[Judgement],
+        verdict: Verdict | None,
     ) -> None:
-        """Record judgements (oldest first) and move the hotkey's head to the last one.
+        """Record manifest judgements and, with `verdict`, the commitment's own outcome,
+        which also takes it off the queue. `verdict` None: the commitment is only partly
+        done (a long unjudged ancestry taken oldest-first) and stays at the queue's head."""
+        hotkey = record.hotkey
+        async with self.redis.pipeline(transaction=True) as tx:
+            for judgement in judgements:
+                doc = {
+                    "accepted": judgement.accepted,
+                    "reason": judgement.reason,
+                    "block": judgement.block,
+                }
+                tx.hsetnx(self._key("judged", hotkey), judgement.manifest_sha256, json.dumps(doc))
+            if verdict is not None:
+                tx.hset(self._key("verdicts", hotkey), str(verdict.block), verdict.to_json())
+                tx.sadd(self._key("hotkeys"), hotkey)
+                tx.zrem(self._key("queue"), queue_member(record))
+            await tx.execute()
 
-        Each judgement not already recorded updates credibility once (verified or not);
-        judgements already recorded are skipped, so repeating the call is harmless. The
-        update is computed here and applied by a compare-and-set script, which refuses it
-        if credibility changed or a judgement landed meanwhile (then we recompute).
-        """
-        judged_key, order_key = self._key("judged", hotkey), self._key("order", hotkey)
-        cred_key, head_key = self._key("credibility"), self._key("head")
-        shas = [j.manifest_sha256 for j in judgements]
-        for _ in range(16):
-            known = await self.redis.hmget(judged_key, shas) if shas else []
-            raw = await self.redis.hget(cred_key, hotkey)
-            cred = float(raw) if raw is not None else INITIAL_CREDIBILITY
-            fresh: list[str] = []
-            for judgement, seen in zip(judgements, known, strict=True):
-                if seen is None:
-                    if judgement.counts:
-                        cred = update_credibility(cred, judgement.accepted, alpha)
-                    doc = {
-                        "accepted": judgement.accepted,
-                        "reason": judgement.reason,
-                        "block": judgement.block,
-                    }
-                    fresh += [judgement.manifest_sha256, json.dumps(doc)]
-            head = shas[-1] if shas else ""
-            done = await self._judge(
-                keys=[judged_key, order_key, cred_key, head_key],
-                args=[hotkey, raw if raw is not None else "", repr(cred), head, *fresh],
+    async def verdicts(self, hotkey: str) -> list[Verdict]:
+        raw = await self.redis.hgetall(self._key("verdicts", hotkey))
+        return sorted((Verdict.from_json(int(k), v) for k, v in raw.items()), key=lambda v: v.block)
+
+    async def credibility(
+        self, since_block: int = 0, alpha: float = CREDIBILITY_ALPHA
+    ) -> dict[str, float]:
+        """hotkey -> credibility over its verdicts from `since_block` on (the window)."""
+        hotkeys = sorted(_text(h) for h in await self.redis.smembers(self._key("hotkeys")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hotkey in hotkeys:
+                pipe.hgetall(self._key("verdicts", hotkey))
+            ledgers = await pipe.execute()
+        out = {}
+        for hotkey, ledger in zip(hotkeys, ledgers, strict=True):
+            verdicts = [Verdict.from_json(int(k), v) for k, v in ledger.items()]
+            counted = [v for v in verdicts if v.block >= since_block and v.counts]
+            if counted:  # the rest stand at INITIAL_CREDIBILITY
+                out[hotkey] = window_credibility(counted, alpha)
+        return out
+
+    async def forget_before(self, block: int) -> int:
+        """Drop verdicts, judgements and committed entries older than `block` (the history
+        horizon): nothing older can change credit or weights any more. Returns how many."""
+        hotkeys = [_text(h) for h in await self.redis.smembers(self._key("hotkeys"))]
+        dropped = 0
+        for hotkey in hotkeys:
+            for kind, block_of in (
+                ("verdicts", lambda k, v: int(k)),
+                ("judged", lambda k, v: json.loads(v)["block"]),
+                ("committed", lambda k, v: int(v)),
+            ):
+                key = self._key(kind, hotkey)
+                old = [
+                    k for k, v in (await self.redis.hgetall(key)).items() if block_of(k, v) < block
+                ]
+                if old:
+                    dropped += await self.redis.hdel(key, *old)
+        stale = await self.redis.zrangebyscore(self._key("queue"), "-inf", f"({block}")
+        if stale:
+            dropped += await self.redis.zrem(self._key("queue"), *stale)
+        return dropped
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    async def ensure_version(self) -> None:
+        """A Redis written by another state layout is dropped (index included) and rebuilt
+        from chain history: it is derived data, and mixing layouts would corrupt credit."""
+        found = await self.get_meta("version")
+        if found == STATE_VERSION:
+            return
+        keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
+        if keys:
+            logger.warning(
+                "validator state in Redis has layout {} (this release: {}): dropping {} keys "
+                "and rebuilding from chain history",
+                found or "1",
+                STATE_VERSION,
+                len(keys),
             )
-            if done:
-                await self._trim(hotkey)
-                return
-        raise RuntimeError(f"validator state for {hotkey} kept changing during judge()")
-
-    async def _trim(self, hotkey: str) -> None:
-        """Forget the oldest judgements beyond JUDGED_HISTORY (best effort, idempotent)."""
-        order_key = self._key("order", hotkey)
-        excess = await self.redis.llen(order_key) - JUDGED_HISTORY
-        if excess > 0:
-            old = await self.redis.lrange(order_key, 0, excess - 1)
-            await self.redis.hdel(self._key("judged", hotkey), *old)
-            await self.redis.ltrim(order_key, excess, -1)
+            for start in range(0, len(keys), 500):
+                for key in keys[start : start + 500]:
+                    await self.redis.delete(key)  # one by one: keys span cluster slots
+        await self.set_meta("version", STATE_VERSION)
 
     async def get_meta(self, name: str) -> str | None:
         value = await self.redis.hget(self._key("meta"), name)
@@ -126,3 +248,7 @@ class ValidatorState:
 
     async def set_meta(self, name: str, value: str) -> None:
         await self.redis.hset(self._key("meta"), name, value)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

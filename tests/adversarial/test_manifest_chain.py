@@ -92,7 +92,9 @@ def test_parent_that_is_another_hotkeys_manifest_is_rejected(net, redis_url, log
     assert credited == {"honest": 100, "grafter": 0}
 
 
-def test_chain_deeper_than_the_walk_limit_stops_at_the_limit(net, redis_url, logs, x_world):
+def test_chain_deeper_than_the_walk_limit_is_rejected_with_bounded_fetches(
+    net, redis_url, logs, x_world
+):
     links, depth, per_link = 24, 16, 5
 
     async def body():
@@ -115,7 +117,7 @@ def test_chain_deeper_than_the_walk_limit_stops_at_the_limit(net, redis_url, log
             runner = arena.runner(
                 redis_url,
                 lookup=x_world.lookup(),
-                limits=PipelineLimits(grace_blocks=5, max_chain_depth=depth),
+                limits=PipelineLimits(grace_blocks=5, max_walk=depth),
             )
             net.dev.advance(1)
             report, _ = await arena.round(runner)
@@ -124,10 +126,9 @@ def test_chain_deeper_than_the_walk_limit_stops_at_the_limit(net, redis_url, log
             await arena.close()
             return arena, report, credited, manifests, parent, honest
 
-    arena, report, credited, manifests, head, honest = run(body())
+    _, report, credited, manifests, head, honest = run(body())
     assert len(manifests) == depth  # never more fetches than the limit
-    assert report.accepted == [head, honest.manifest_sha256]
-    assert credited == {"deep": depth * per_link, "honest": 100}
-    assert f"manifest chain deeper than {depth}; older links ignored" in logs.of(
-        arena.hotkey("deep")
-    )
+    # No silent cut-off that would lose data and differ between validators: a rejection.
+    assert report.accepted == [honest.manifest_sha256]
+    assert report.rejected == {head: f"more than {depth} unjudged manifests in the chain"}
+    assert credited == {"deep": 0, "honest": 100}

@@ -10,11 +10,12 @@ import pyarrow as pa
 import pytest
 import redis.asyncio as aioredis
 
+from d3.chain.interface import CommitmentRecord
 from d3.dev.redis_server import start_redis_cluster
 from d3.redis_url import connect_redis
 from d3.snowflake import ms_to_id
 from d3.validator.index import TweetIndex
-from d3.validator.state import Judgement, ValidatorState
+from d3.validator.state import Judgement, ValidatorState, Verdict
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-cli") is None, reason="needs redis-cli")
 
@@ -42,10 +43,16 @@ def _workload() -> list[tuple[str, str, list[int]]]:
 async def _ingest(redis) -> tuple[dict, dict]:
     index, state = TweetIndex(redis), ValidatorState(redis)
     for block, (hotkey, token, ids) in enumerate(_workload()):
+        sha = token.ljust(64, "0")[:64]
+        record = CommitmentRecord(hotkey, block, f"d3.1:{token}", None)
+        await state.enqueue([record], {(hotkey, block): sha})
         await index.ingest(pa.array(ids, pa.int64()), hotkey, token, period=block // 4)
-        await state.judge(hotkey, [Judgement(token.ljust(64, "0")[:64], True, "", block)])
+        await state.judge(
+            record, [Judgement(sha, True, "", block)], Verdict(block, block % 3 != 1, "", True)
+        )
     again = _workload()[0]  # a replayed ingest changes nothing
     await index.ingest(pa.array(again[2], pa.int64()), again[0], again[1], period=0)
+    assert await state.queue_size() == 0
     return await index.credits(), await state.credibility()
 
 

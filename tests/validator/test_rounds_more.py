@@ -24,7 +24,7 @@ async def _registered(client, net, names):
     return chains
 
 
-def test_missed_commitments_are_recovered_through_the_parent_chain(net, redis_url):
+def test_missed_commitments_are_read_from_chain_history(net, redis_url):
     tables = [synthetic_table(400, seed=s) for s in (40, 41, 42)]
 
     async def body():
@@ -43,7 +43,8 @@ def test_missed_commitments_are_recovered_through_the_parent_chain(net, redis_ur
             return report, again, await runner.index.credits()
 
     report, again, credits = run(body())
-    assert len(report.accepted) == 1 and report.new_unique == 1200
+    # Each commitment is read from history and judged on its own, at its own block.
+    assert report.read == 3 and len(report.accepted) == 3 and report.new_unique == 1200
     assert again.accepted == [] and again.new_unique == 0
     assert sum(credits[net.wallet("miner").hotkey.ss58_address].values()) == 1200
 
@@ -140,8 +141,8 @@ def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
     assert v1 == v2 and len(v1) == 3
 
 
-def test_a_long_unseen_history_is_taken_oldest_first_over_rounds_not_rejected(net, redis_url):
-    """A validator that was away finds more manifests than one item may hold."""
+def test_a_long_uncommitted_ancestry_is_taken_oldest_first_not_rejected(net, redis_url):
+    """One commitment reaches more never-committed manifests than one item may hold."""
     tables = [synthetic_table(300, seed=70 + i) for i in range(5)]
 
     async def body():
@@ -161,7 +162,8 @@ def test_a_long_unseen_history_is_taken_oldest_first_over_rounds_not_rejected(ne
             return reports, await runner.index.credits(), await runner.state.credibility()
 
     reports, credits, credibility = run(body())
-    assert [r.new_unique for r in reports] == [600, 600, 300, 0]
+    assert [r.new_unique for r in reports] == [1500, 0, 0, 0]
+    assert len(reports[0].accepted) == 1
     assert not any(r.rejected for r in reports)
     hotkey = net.wallet("miner").hotkey.ss58_address
     assert sum(credits[hotkey].values()) == 1500 and credibility[hotkey] == 1.0
@@ -190,4 +192,5 @@ def test_validator_side_errors_past_grace_do_not_cost_credibility(net, redis_url
     report, credibility = run(body())
     [reason] = report.rejected.values()
     assert reason.startswith("unexpected validator error: RuntimeError")
-    assert credibility[net.wallet("miner").hotkey.ss58_address] == 1.0
+    # Not counted: the miner stays at the initial credibility.
+    assert credibility.get(net.wallet("miner").hotkey.ss58_address, 1.0) == 1.0
