@@ -54,7 +54,8 @@ def _constants() -> str:
         (
             "parent walk",
             f"{limits.max_walk:,}",
-            "never-judged manifests one commitment may reach through `parent`; more is a rejection",
+            "never-judged ancestors one commitment may reach through `parent`; older links are "
+            "ignored with a logged reason",
         ),
         ("rows per commitment", f"{limits.max_rows:,}", "`--fetch.max_rows`"),
         ("shards per commitment", f"{limits.max_shards:,}", ""),

@@ -67,6 +67,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     sampled: bool = False  # X look-ups were spent on it
     complete: bool = True  # False: older manifests only; the commitment's own comes later
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # ancestors that failed
 
     @property
     def rows(self) -> int:
@@ -211,10 +212,14 @@ class ManifestPipeline:
         seen: set[str] = set()
         while sha is not None:
             if sha in seen:
-                raise _Reject(f"manifest chain loops at {sha[:12]}")
+                log.warning("manifest chain loops at {}; older links ignored", sha[:12])
+                break
             seen.add(sha)
-            if len(chain) >= self.limits.max_walk:
-                raise _Reject(f"more than {self.limits.max_walk} unjudged manifests in the chain")
+            if len(chain) > self.limits.max_walk:
+                log.warning(
+                    "more than {} never-judged ancestors; older links ignored", self.limits.max_walk
+                )
+                break
             if chain:  # an ancestor
                 if await self.state.judgement(item.hotkey, sha) is not None:
                     break
@@ -225,13 +230,15 @@ class ManifestPipeline:
                 data = await self.fetcher.fetch(
                     item.commitment.locator, f"{sha}.json", MAX_MANIFEST_BYTES
                 )
-            except NotYetAvailable:
+                manifest = await asyncio.to_thread(parse_manifest, data, sha)
+                verify_manifest(manifest, item.hotkey, self.netuid)
+            except (FetchError, ManifestError) as error:
                 if not chain:
-                    raise
-                log.warning("parent manifest {} is missing; its shards are lost", sha[:12])
+                    raise  # the commitment's own manifest: its verdict
+                log.warning(
+                    "parent manifest {} unusable ({}); older links ignored", sha[:12], error
+                )
                 break
-            manifest = await asyncio.to_thread(parse_manifest, data, sha)
-            verify_manifest(manifest, item.hotkey, self.netuid)
             if chain and fresh_ms is not None and manifest.body.created_at < fresh_ms:
                 break  # older than the freshness bound: none of its tweets can earn
             chain.append(manifest)
@@ -261,39 +268,47 @@ class ManifestPipeline:
         if total > self.limits.max_rows:
             raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
         sample_at = await self._sample_positions(item, total, sample_size)
-        starts = [0]
-        for ref in refs:
-            starts.append(starts[-1] + ref.rows)
         now = self.now()
         shard_ids: list[tuple[str, pa.Array]] = []
         samples: list[pa.Table] = []
-        for ref, start in zip(refs, starts, strict=False):
-            if ref.bytes > self.limits.shard.max_bytes:
-                raise _Reject(
-                    f"shard {ref.sha256[:12]} is {ref.bytes} bytes, limit "
-                    f"{self.limits.shard.max_bytes}"
-                )
-            data = await self.fetcher.fetch(
-                item.commitment.locator, shard_name(ref.sha256), ref.bytes
-            )
-            # Hashing, decoding and checks are CPU work: off the event loop (Arrow releases
-            # the GIL), so other miners' downloads and deadlines keep running.
-            table = await asyncio.to_thread(verify_shard, data, ref, self.limits.shard, now)
-            lo = bisect.bisect_left(sample_at, start)
-            hi = bisect.bisect_left(sample_at, start + ref.rows)
-            if hi > lo:
-                local = pa.array([p - start for p in sample_at[lo:hi]], pa.int64())
-                samples.append(table.take(local))
-            shard_ids.append((ref.sha256, table["id"].combine_chunks()))
-            del table, data
-        all_ids = (
-            pa.concat_arrays([ids for _, ids in shard_ids])
-            if shard_ids
-            else pa.array([], pa.int64())
-        )
-        if pc.count_distinct(all_ids).as_py() != len(all_ids):
-            raise _Reject("the same tweet id appears in two shards")
-        prepared = Prepared(item, manifests, shard_ids)
+        kept: list[Manifest] = []
+        dropped: list[tuple[str, str]] = []
+        start, done = 0, set()
+        own = manifests[-1].sha256
+        for manifest in manifests:
+            # Each manifest stands on its own: an ancestor that fails is dropped (and judged
+            # rejected) without sinking the commitment, whose verdict is its own manifest's.
+            # How far back a walk reaches can differ between validators (what they had
+            # read); what a manifest is judged to be cannot.
+            mine_ids: list[tuple[str, pa.Array]] = []
+            mine_samples: list[pa.Table] = []
+            try:
+                for ref in manifest.body.shards:
+                    if ref.sha256 in done:
+                        continue
+                    table = await self._shard(item, ref, now)
+                    lo = bisect.bisect_left(sample_at, start)
+                    hi = bisect.bisect_left(sample_at, start + ref.rows)
+                    if hi > lo:
+                        local = pa.array([p - start for p in sample_at[lo:hi]], pa.int64())
+                        mine_samples.append(table.take(local))
+                    start += ref.rows
+                    mine_ids.append((ref.sha256, table["id"].combine_chunks()))
+                    del table
+                ids = [i for _, i in mine_ids]
+                joined = pa.concat_arrays(ids) if ids else pa.array([], pa.int64())
+                if pc.count_distinct(joined).as_py() != len(joined):
+                    raise _Reject("the same tweet id appears in two shards")
+            except (_Reject, VerificationError, FetchError) as error:
+                if manifest.sha256 == own:
+                    raise
+                dropped.append((manifest.sha256, f"as an ancestor: {error}"))
+                continue
+            done.update(ref.sha256 for ref in manifest.body.shards)
+            kept.append(manifest)
+            shard_ids += mine_ids
+            samples += mine_samples
+        prepared = Prepared(item, kept, shard_ids, dropped=dropped)
         if fresh_ms is not None:
             first_fresh = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
             stale = 0
@@ -304,6 +319,16 @@ class ManifestPipeline:
             if stale:
                 prepared.notes.append(f"{stale} tweets older than the freshness bound earn nothing")
         return prepared, pa.concat_tables(samples) if samples else None
+
+    async def _shard(self, item: WorkItem, ref, now: datetime) -> pa.Table:
+        if ref.bytes > self.limits.shard.max_bytes:
+            raise _Reject(
+                f"shard {ref.sha256[:12]} is {ref.bytes} bytes, limit {self.limits.shard.max_bytes}"
+            )
+        data = await self.fetcher.fetch(item.commitment.locator, shard_name(ref.sha256), ref.bytes)
+        # Hashing, decoding and checks are CPU work: off the event loop (Arrow releases the
+        # GIL), so other miners' downloads and deadlines keep running.
+        return await asyncio.to_thread(verify_shard, data, ref, self.limits.shard, now)
 
     async def _sample_positions(self, item: WorkItem, total: int, size: int) -> list[int]:
         size = min(size, total)

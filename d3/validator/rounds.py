@@ -215,6 +215,9 @@ class RoundRunner:
             new += result.new
         notes = "; ".join(outcome.notes)
         judgements = [Judgement(m.sha256, True, notes, item.block) for m in outcome.manifests]
+        for dropped, reason in outcome.dropped:
+            judgements.append(Judgement(dropped, False, reason, item.block))
+            log.warning("ancestor manifest {} rejected: {}", dropped[:12], reason)
         verdict = Verdict(item.block, True, notes, True, sha, new) if outcome.complete else None
         await self.state.judge(record, judgements, verdict)
         report.new_unique += new

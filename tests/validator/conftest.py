@@ -57,9 +57,15 @@ def net(tmp_path) -> Iterator[Net]:
 
 
 def make_runner(
-    chain, redis_url: str, lookup=None, limits: PipelineLimits | None = None, prefix: str = "d3"
+    chain,
+    redis_url: str,
+    lookup=None,
+    limits: PipelineLimits | None = None,
+    prefix: str = "d3",
+    scoring: ScoringParams | None = None,
 ) -> RoundRunner:
     limits = limits or PipelineLimits(grace_blocks=5)
+    scoring = scoring or ScoringParams(period_blocks=1000, window_periods=7, decay=0.5)
     redis = aioredis.Redis.from_url(redis_url)
     state = ValidatorState(redis, prefix)
     pipeline = ManifestPipeline(
@@ -68,6 +74,8 @@ def make_runner(
         NETUID,
         chain.block_hash,
         lambda: datetime.now(UTC),
+        block_time_ms=chain.block_timestamp_ms,
+        fresh_from_block=scoring.fresh_from_block,
         lookup=lookup,
         budget=LookupBudget(10_000, minimum=1, maximum=20) if lookup else None,
         limits=limits,
@@ -77,7 +85,7 @@ def make_runner(
         TweetIndex(redis, prefix),
         state,
         pipeline,
-        ScoringParams(period_blocks=1000, window_periods=7, decay=0.5),
+        scoring,
     )
 
 
