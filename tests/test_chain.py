@@ -246,3 +246,50 @@ def test_dev_chain_is_shared_between_processes(dev, chain_file, tmp_path, wallet
 def test_open_chain_refuses_unknown_networks():
     with pytest.raises(ValueError, match="dev:PATH"):
         SubtensorConfig(network="mainnet")
+
+
+def test_commitment_history_reads_back_through_block_minus_one(dev, wallets):
+    """CommitmentOf holds only the latest; pinned at `block - 1` it gives the one before."""
+
+    async def body(alice):
+        assert (await alice.register()).ok
+        blocks = []
+        for i in range(3):
+            verdict = await alice.commit(f"d3.1:{i}".ljust(100, "x"))
+            assert verdict.ok
+            blocks.append(verdict.block)
+            dev.advance(3)
+        head = await alice.block()
+        seen, record = [], await alice.commitment_of(alice.hotkey, head)
+        while record is not None:
+            seen.append((record.block, record.data[:5]))
+            record = await alice.commitment_of(alice.hotkey, record.block - 1)
+        stamps = [await alice.block_timestamp_ms(b) for b in blocks]
+        return blocks, seen, stamps
+
+    blocks, seen, stamps = run(_with_chains(dev, wallets, ["alice"], body))
+    assert seen == [(blocks[2], "d3.1:"), (blocks[1], "d3.1:"), (blocks[0], "d3.1:")]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+
+def test_a_pruned_block_is_one_clear_error_naming_the_archive_flag(dev, wallets):
+    from bittensor import ChainError
+
+    from d3.chain.interface import HistoryUnavailable
+
+    async def body(alice):
+        async def pruned(*args, **kwargs):
+            raise ChainError("State discarded for 0xabc. This indicates the block is too old")
+
+        alice.client.identity.commitment = pruned
+        alice.client.chain.timestamp = pruned
+        with pytest.raises(HistoryUnavailable) as first:
+            await alice.commitment_of(alice.hotkey, 5)
+        with pytest.raises(HistoryUnavailable) as second:
+            await alice.block_timestamp_ms(5)
+        return str(first.value), str(second.value)
+
+    first, second = run(_with_chains(dev, wallets, ["alice"], body))
+    for message in (first, second):
+        assert message.startswith("block 5 is not available") and "\n" not in message
+        assert "--subtensor.archive_endpoints" in message

@@ -64,6 +64,11 @@ def test_bool_flags_and_networks():
             "--subtensor.network: Value error, expected one of",
         ),
         (["--wallet.name", "../etc"], {}, "--wallet.name: Value error, use letters"),
+        (
+            ["--subtensor.archive_endpoints", "wss://a.example:443,http://b"],
+            {},
+            "--subtensor.archive_endpoints: Value error, expected comma-separated ws(s)://",
+        ),
         ([], {"D3_LOGGING_DEBUG": "maybe"}, "D3_LOGGING_DEBUG: Input should be a valid boolean"),
     ],
 )
