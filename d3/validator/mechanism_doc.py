@@ -118,6 +118,12 @@ With `DECAY = {scoring.DECAY}` (equal scores share a rank; the next rank skips p
   the start. Credibility is computed over the commitments in the window, in block order.
 - **Weights wait for the replay.** A validator that is still replaying history does not
   set weights.
+- **What this does not cover (yet).** Two things are judged from what a validator sees,
+  not from the chain, and can still differ: *availability* (data uploaded after its grace
+  period, or served to some validators and not others, is rejected by the validators
+  that looked in time and may be accepted by one that bootstraps later; upload within
+  the grace period) and *X look-ups* (which manifests are sampled depends on each
+  validator's local look-up budget).
 
 ## What earns nothing
 

@@ -56,6 +56,7 @@ class PipelineLimits:
     max_rows: int = 2_000_000  # per work item
     grace_blocks: int = 50  # for the upload to appear after the commit
     min_fetch_rate: float = 1_000_000  # bytes/s a host must average over a whole commitment
+    max_item_s: float = 900.0  # and never longer than this for one commitment, whatever it declares
     shard: ShardLimits = field(default_factory=ShardLimits)
 
 
@@ -138,8 +139,9 @@ class ManifestPipeline:
         """Everything about one commitment except writing it; never raises for bad data.
 
         Fetching has a deadline for the whole item (a little over one file's deadline, plus
-        time for its declared bytes at `min_fetch_rate`), so a host serving each of many
-        files just inside the per-file deadline cannot hold a round for files x deadline.
+        time for its declared bytes at `min_fetch_rate`, capped at `max_item_s`; a shard
+        must be exactly its declared size), so a host serving each of many files just
+        inside the per-file deadline cannot hold the global order for files x deadline.
         The X look-ups come after, outside that deadline: X being slow is not the host's
         fault. Only the miner's own failures reject it; the validator's are "pending" (and,
         past the grace period, judged without touching credibility).
@@ -162,8 +164,12 @@ class ManifestPipeline:
             async with asyncio.timeout(allowed) as deadline:
                 manifests, complete = await self._walk(item, walked, fresh_ms, log)
                 declared = sum(r.bytes for m in manifests for r in m.body.shards)
-                allowed += declared / self.limits.min_fetch_rate
-                deadline.reschedule(deadline.when() + declared / self.limits.min_fetch_rate)  # type: ignore[operator]
+                extra = min(
+                    declared / self.limits.min_fetch_rate,
+                    max(0.0, self.limits.max_item_s - allowed),
+                )
+                allowed += extra
+                deadline.reschedule(deadline.when() + extra)  # type: ignore[operator]
                 prepared, samples = await self._verify_data(item, manifests, sample_size, fresh_ms)
             prepared.complete = complete
             await self._check_on_x(samples, prepared, log)

@@ -65,6 +65,10 @@ class SampleVerdict:
 
 def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime) -> pa.Table:
     """Decode a shard and check it against its manifest entry and every record rule."""
+    if len(data) != ref.bytes:  # the declared size sets the fetch deadline: it must be true
+        raise VerificationError(
+            f"shard {ref.sha256[:12]}: {len(data)} bytes, manifest says {ref.bytes}"
+        )
     try:
         table = decode_shard(data, limits, expected_sha256=ref.sha256)
         check_table(table, now)

@@ -12,12 +12,13 @@ import bittensor as bt
 from d3.dev.static_server import StaticServer
 from d3.dev.synthetic import synthetic_table
 from d3.manifest import MANIFEST_SUFFIX
+from d3.shards import encode_shard, sha256_hex
 from d3.validator.fetcher import FetchLimits
 from d3.validator.verifier import LookupBudget
 from tests.validator.conftest import run
 
 from .hosts import HostileHost
-from .support import CORPUS_END, SAMPLE, Arena, locator_of
+from .support import CORPUS_END, SAMPLE, Arena, commitment_text, forged_manifest, locator_of
 
 GRACE = 5
 
@@ -116,6 +117,47 @@ def test_host_serving_each_file_just_within_the_deadline_cannot_stall_the_round(
     # One miner's host may cost a round about one deadline, not one per file it lists
     # (today: 4 x 0.5 s here; 1000 shards x 60 s with the production limits).
     assert wall < deadline + 0.8, wall
+
+
+def test_shards_declared_larger_than_they_are_are_rejected(net, redis_url, logs, x_world):
+    """The declared sizes buy fetch time (the item deadline grows with them): a signed
+    manifest that inflates them, served slowly, would hold the global order for hours."""
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client, HostileHost() as host:
+            arena = await Arena.open(client, net, ["staller", "honest"])
+            shards = [encode_shard(x_world.tweets.slice(300 + 5 * i, 5)) for i in range(4)]
+            refs = [
+                {
+                    "bytes": 200 * 1024 * 1024,
+                    "max_id": s.max_id,
+                    "min_id": s.min_id,
+                    "rows": s.rows,
+                    "sha256": s.sha256,
+                }
+                for s in shards
+            ]
+            data = forged_manifest(arena.signer("staller"), refs)
+            sha = sha256_hex(data)
+            host.serve(sha + MANIFEST_SUFFIX, data)
+            for shard in shards:
+                host.slowly(shard.name, shard.data, 0.2)
+            await arena.commit("staller", commitment_text(sha, host.base_url))
+            honest = await arena.publish("honest", [x_world.tweets.slice(0, 100)])
+            runner = arena.runner(redis_url, lookup=x_world.lookup())
+            net.dev.advance(1)
+            report, _ = await arena.round(runner)
+            credited = await arena.credited(runner)
+            await arena.close()
+            return report, credited, sha, honest, shards
+
+    report, credited, sha, honest, shards = run(body())
+    assert report.rejected == {
+        sha: f"shard {shards[0].sha256[:12]}: {len(shards[0].data)} bytes, manifest says "
+        f"{200 * 1024 * 1024}"
+    }
+    assert report.accepted == [honest.manifest_sha256]
+    assert credited == {"staller": 0, "honest": 100}
 
 
 def test_never_uploading_miner_cannot_drain_the_lookup_budget(net, redis_url, logs, x_world):
