@@ -1,34 +1,38 @@
-"""A short local network end to end: the mechanism punishes copying and fabrication."""
+"""A short local network end to end: the mechanism punishes copying and fabrication, and
+validators that differ in cadence, keyspace and start time set identical weights."""
 
+import asyncio
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import redis.asyncio as aioredis
+
+from d3.chain.interface import CommitmentRecord
+from d3.localnet import Report, ValidatorWeights, backlog, main, render, validator_specs
+from d3.validator.scoring import ScoringParams
+from d3.validator.state import ValidatorState, Verdict
 
 
-def test_local_network_rewards_honest_miners_only():
+def run_localnet(*flags: str) -> tuple[dict, str]:
+    """The network's --json document and its stderr (progress lines)."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "d3.localnet",
-            "--miners",
-            "2",
-            "--blocks",
-            "60",
-            "--copier",
-            "--fabricator",
-            "--json",
-        ],
+        [sys.executable, "-m", "d3.localnet", "--miners", "2", "--blocks", "60", *flags, "--json"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    board = json.loads(result.stdout.strip().splitlines()[-1])["miners"]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+def test_local_network_rewards_honest_miners_only():
+    doc, stderr = run_localnet("--copier", "--fabricator")
+    board = doc["miners"]
     roles = {m["role"] for m in board}
     assert roles == {"honest", "copier", "fabricator"}
     by_role = {role: [m for m in board if m["role"] == role] for role in roles}
@@ -39,7 +43,108 @@ def test_local_network_rewards_honest_miners_only():
     honest = by_role["honest"]
     assert all(m["unique"] > 0 and m["weight"] > 0 for m in honest)
     assert abs(sum(m["weight"] for m in honest) - 1) < 0.01
-    assert "redis-server:" in result.stderr and "block " in result.stderr
+    assert "redis-server:" in stderr and "block " in stderr
+    # The one validator's own view, computed as it sets weights, agrees with the chain's.
+    [validator] = doc["validators"]
+    assert validator["caught_up"] and doc["weights_identical"]
+    assert validator["weights"][str(fabricator["uid"])] == 0
+    assert validator["weights"][str(copier["uid"])] == 0
+    assert all(validator["weights"][str(m["uid"])] > 0 for m in honest)
+
+
+def test_validators_agree_whatever_their_cadence_keyspace_and_start():
+    doc, stderr = run_localnet("--validators", "3", "--copier", "--fabricator")
+    validators = doc["validators"]
+    assert len(validators) == 3
+    assert len({v["prefix"] for v in validators}) == 3  # one keyspace each
+    assert len({v["poll_blocks"] for v in validators}) == 3
+    assert len({v["hotkey"] for v in validators}) == 3
+    [late] = [v for v in validators if v["late"]]
+    early = [v for v in validators if not v["late"]]
+    # It started after the miners had committed, with nothing but chain history to go on.
+    assert all(late["started_block"] > v["started_block"] for v in early)
+    assert late["history_at_start"] > 0 and all(v["history_at_start"] == 0 for v in early)
+    assert f"started {late['name']} late with an empty keyspace" in stderr
+    assert all(v["caught_up"] for v in validators)
+    assert len({v["block"] for v in validators}) == 1  # compared at one metagraph block
+    assert doc["weights_identical"] is True
+    vectors = [v["weights"] for v in validators]
+    assert all(vector == vectors[0] for vector in vectors)
+    roles = {str(m["uid"]): m["role"] for m in doc["miners"]}
+    for vector in vectors:
+        assert vector[next(u for u, r in roles.items() if r == "copier")] == 0
+        assert vector[next(u for u, r in roles.items() if r == "fabricator")] == 0
+        honest = [w for u, w in vector.items() if roles.get(u) == "honest"]
+        assert len(honest) == 2 and all(w > 0 for w in honest)
+        assert abs(sum(vector.values()) - 1) < 1e-9
+
+
+def test_validator_specs_differ_in_what_must_not_matter():
+    [single] = validator_specs(1)
+    assert (single.name, single.prefix, single.late) == ("validator", "d3", False)
+    specs = validator_specs(4)
+    for attribute in ("name", "prefix", "poll_blocks"):
+        assert len({getattr(s, attribute) for s in specs}) == 4
+    assert [s.late for s in specs] == [False, False, False, True]
+    assert not any(s.late for s in validator_specs(4, late_start=False))
+
+
+@pytest.mark.parametrize("count", ["0", "5"])
+def test_validator_count_is_bounded(count, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--validators", count])
+    assert exit_.value.code == 2
+    assert "--validators must be between 1 and 4" in capsys.readouterr().err
+
+
+def _weights(name: str, weights: dict[int, float], caught_up: bool = True) -> ValidatorWeights:
+    return ValidatorWeights(
+        name=name,
+        uid=0,
+        hotkey="5F",
+        prefix="d3",
+        poll_blocks=2,
+        late=False,
+        started_block=3,
+        history_at_start=0,
+        caught_up=caught_up,
+        block=90,
+        weights=weights,
+    )
+
+
+def test_report_says_whether_vectors_are_identical():
+    same = Report([], [_weights("a", {1: 0.5, 2: 0.5}), _weights("b", {2: 0.5, 1: 0.5})])
+    assert same.weights_identical and same.to_json()["weights_identical"] is True
+    assert render(same).endswith("weights identical across 2 validators: yes")
+    # Exact equality: a last-bit difference is a disagreement, not a rounding detail.
+    off = Report([], [_weights("a", {1: 0.5, 2: 0.5}), _weights("b", {1: 0.5, 2: 0.5 + 1e-12})])
+    assert not off.weights_identical
+    assert "weights identical across 2 validators: no" in render(off)
+    behind = Report([], [_weights("a", {1: 1.0}), _weights("b", {1: 1.0}, caught_up=False)])
+    assert render(behind).endswith("yes (b not caught up yet)")
+
+
+def test_backlog_waits_for_reads_and_judgements(redis_url):
+    async def scenario() -> None:
+        redis = aioredis.Redis.from_url(redis_url)
+        try:
+            state = ValidatorState(redis, "bk")
+            runner = SimpleNamespace(state=state, scoring=ScoringParams())
+            first = CommitmentRecord("hk1", 10, "x", None)
+            newest = [first, CommitmentRecord("hk2", 12, "y", None)]
+            assert "2 hotkeys' newest commitment unread" in await backlog(runner, newest, 50)
+            await state.enqueue(newest, {})
+            assert "2 commitments queued" in await backlog(runner, newest, 50)
+            for record in newest:
+                await state.judge(record, [], Verdict(record.block, True, "", True))
+            assert await backlog(runner, newest, 50) is None
+            later = [first, CommitmentRecord("hk2", 20, "z", None)]  # hk2 committed again
+            assert "1 hotkeys' newest commitment unread" in await backlog(runner, later, 50)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -97,3 +202,21 @@ def test_prepare_writes_a_pm2_file_of_real_processes(tmp_path):
         check=True,
     )
     assert board.stdout.strip() == "4"
+
+
+def test_prepare_gives_each_validator_its_keyspace_and_cadence(tmp_path, capsys):
+    target = tmp_path / "net"
+    assert main(["--prepare", str(target), "--miners", "1", "--validators", "2"]) == 0
+    text = (target / "localnet.config.js").read_text()
+    apps = json.loads(text.removeprefix("module.exports = ").rstrip().removesuffix(";"))["apps"]
+    args = {a["name"]: a["args"] for a in apps if "validator" in a["name"]}
+    assert set(args) == {"d3-local-validator", "d3-local-validator1"}
+
+    def flag(argv: list[str], name: str) -> str:
+        return argv[argv.index(name) + 1]
+
+    assert len({flag(a, "--redis.prefix") for a in args.values()}) == 2
+    assert len({flag(a, "--neuron.poll_blocks") for a in args.values()}) == 2
+    assert {flag(a, "--wallet.name") for a in args.values()} == {"validator", "validator1"}
+    meta = json.loads((target / "localnet.json").read_text())
+    assert [v["late"] for v in meta["validators"]] == [False, False]  # pm2 starts them together
