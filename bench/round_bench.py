@@ -1,8 +1,11 @@
 """A validator round over many miners: 256 miners with 10k new tweets each.
 
 A dev chain through the real SDK, every miner registered and committed, datasets on
-local directories, a real redis-server. The baseline, in the same process, is the same
-round over 16 miners: the ratio of time per miner says how the round scales.
+local directories, a real redis-server. The round takes the validator's whole path: it
+reads the commitments from chain history (one `CommitmentOf` read per miner, at the block
+before its commitment, finding nothing older), queues them, and judges them in (block,
+hotkey) order in batches until the queue is empty. The baseline, in the same process, is
+the same round over 16 miners: the ratio of time per miner says how the round scales.
 
     python bench/round_bench.py [--miners 256] [--tweets 10000] [--json]
 """
@@ -103,12 +106,14 @@ async def round_over(miners: int, tweets: int, workdir: Path, redis_url: str) ->
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         await redis.aclose()
     assert len(report.accepted) == miners, report.rejected
+    assert report.caught_up and report.read == miners, (report.caught_up, report.read)
     return {
         "miners": miners,
         "tweets_per_miner": tweets,
         "round_s": round(elapsed, 2),
         "s_per_miner": round(elapsed / miners, 4),
         "new_unique": report.new_unique,
+        "read_from_history": report.read,
         "peak_rss_mb": round(rss_after / 1024),
         "rss_growth_mb": round((rss_after - rss_before) / 1024),
         "scored": sum(1 for s in scores if s.weight > 0),
