@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from loguru import logger
 
@@ -47,9 +47,14 @@ async def new_commitments(
     cursors: Mapping[str, int],
     horizon: int,
     concurrency: int = 16,
+    save: Callable[[list[CommitmentRecord]], Awaitable[None]] | None = None,
 ) -> list[CommitmentRecord]:
     """Commitments made at or before `head` and not yet read: newer than the hotkey's
-    cursor and not older than `horizon`. In (block, hotkey) order."""
+    cursor and not older than `horizon`. In (block, hotkey) order.
+
+    `save` gets each hotkey's history as soon as its walk ends, so a long bootstrap that
+    is interrupted keeps the walks it finished (the caller must not judge anything until
+    this returns: a walk still running may hold older commitments)."""
     latest = await chain.commitments(head)
     todo = [r for r in latest if r.block > max(cursors.get(r.hotkey, -1), horizon - 1)]
     if not todo:
@@ -63,6 +68,8 @@ async def new_commitments(
         stop_at = max(cursors.get(record.hotkey, -1), horizon - 1)
         async with gate:
             history = await hotkey_history(chain, record, stop_at)
+            if save is not None:
+                await save(history)
         done += 1
         now = time.monotonic()
         if now - last_report > 10 and done < len(todo):  # long bootstraps show progress

@@ -71,15 +71,18 @@ class RoundRunner:
             if dropped:
                 logger.info("forgot {} records older than the history horizon {}", dropped, horizon)
             await self.state.set_meta("forgotten_before", str(horizon))
+
+        async def save(records: list[CommitmentRecord]) -> None:
+            manifests = {}
+            for record in records:
+                decoded = decode_commitment(record.data)
+                if not isinstance(decoded, CommitmentError):
+                    manifests[(record.hotkey, record.block)] = decoded.manifest_sha256
+            await self.state.enqueue(records, manifests)
+
         records = await new_commitments(
-            self.chain, head, await self.state.cursors(), horizon, 2 * self.concurrency
+            self.chain, head, await self.state.cursors(), horizon, 2 * self.concurrency, save
         )
-        manifests = {}
-        for record in records:
-            decoded = decode_commitment(record.data)
-            if not isinstance(decoded, CommitmentError):
-                manifests[(record.hotkey, record.block)] = decoded.manifest_sha256
-        await self.state.enqueue(records, manifests)
         return len(records)
 
     async def process(self, graph: MetagraphSnapshot) -> RoundReport:

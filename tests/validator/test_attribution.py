@@ -11,6 +11,7 @@ must earn nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import shutil
@@ -269,3 +270,76 @@ def test_copier_between_two_honest_commits_earns_nothing_for_a_validator_that_po
     assert by_hotkey[chains["honest"].hotkey].unique == 150
     assert by_hotkey[chains["copier"].hotkey].unique == 0
     assert by_hotkey[chains["copier"].hotkey].weight == 0
+
+
+def test_an_interrupted_history_walk_keeps_what_it_read_and_ends_the_same(net, redis_url):
+    """A bootstrap that dies half-way through reading history resumes from the walks it
+    finished, and judges nothing until every walk is done."""
+    tables = {
+        name: [synthetic_table(20, seed=10 * i + j) for j in range(3)]
+        for i, name in enumerate(("m0", "m1", "m2"))
+    }
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = {n: await net.chain(client, n) for n in ("v", *tables)}
+            for chain in chains.values():
+                assert (await chain.register()).ok
+            for round_ in range(3):
+                for name, shards in tables.items():
+                    host = net.data_dir / name
+                    host.mkdir(parents=True, exist_ok=True)
+                    shard = encode_shard(shards[round_])
+                    parent = None if round_ == 0 else (host / "head").read_text()
+                    manifest = build_manifest(net.wallet(name).hotkey, NETUID, [shard], parent)
+                    (host / shard.name).write_bytes(shard.data)
+                    (host / manifest.name).write_bytes(manifest.to_bytes())
+                    (host / "head").write_text(manifest.sha256)
+                    text = Commitment(manifest.sha256, parse_locator(f"file://{host}")).encode()
+                    assert (await chains[name].commit(text)).ok
+            net.dev.advance(1)
+            graph = await chains["v"].metagraph()
+            dying = make_runner(chains["v"], redis_url, prefix="a")
+            real, real_enqueue = dying.chain.commitment_of, dying.state.enqueue
+            others_saved = asyncio.Event()
+            saves = 0
+
+            async def enqueue(records, manifests):
+                nonlocal saves
+                await real_enqueue(records, manifests)
+                saves += 1
+                if saves == 2:
+                    others_saved.set()
+
+            async def m2_endpoint_goes_away(hotkey, block):
+                if hotkey == chains["m2"].hotkey:  # after the other two walks are saved
+                    await others_saved.wait()
+                    raise ConnectionError("endpoint went away")
+                return await real(hotkey, block)
+
+            dying.state.enqueue = enqueue
+            dying.chain = _ChainWith(dying.chain, m2_endpoint_goes_away)
+            with pytest.raises(ConnectionError):
+                await dying.process(graph)
+            kept = await dying.state.cursors()
+            judged_before = await dying.state.credibility()
+            resumed = make_runner(chains["v"], redis_url, prefix="a")
+            await resumed.process(graph)
+            clean = make_runner(chains["v"], redis_url, prefix="b")
+            await clean.process(graph)
+            return kept, judged_before, await resumed.scores(graph), await clean.scores(graph)
+
+    kept, judged_before, resumed, clean = run(body())
+    assert len(kept) == 2  # the finished walks were saved, the broken one not
+    assert judged_before == {}  # nothing judged from a partial history
+    assert resumed == clean and sum(s.unique for s in clean) == 180
+
+
+class _ChainWith:
+    """A chain whose `commitment_of` is replaced (everything else is the real one)."""
+
+    def __init__(self, chain, commitment_of):
+        self._chain, self.commitment_of = chain, commitment_of
+
+    def __getattr__(self, name):
+        return getattr(self._chain, name)
