@@ -72,11 +72,16 @@ class ValidatorNeuronSection(Section):
 
 
 class VerifySection(Section):
-    daily_budget: int = Field(10_000, ge=0, description="X look-ups per day (0: structure only)")
+    daily_budget: int = Field(10_000, ge=0, description="X look-ups per day (0 needs --verify.structure_only)")
     min_per_manifest: int = Field(5, gt=0, description="fewest look-ups worth spending")
     max_per_manifest: int = Field(50, gt=0, description="most look-ups per manifest")
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
     x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
+    structure_only: bool = Field(
+        False,
+        description="run with no X look-ups: credit on structural checks alone, which "
+        "invented tweets pass (tests and local networks only)",
+    )
 
 
 class FetchSection(Section):
@@ -123,8 +128,16 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         # A rate-limited look-up waits at most a minute: a round must not stall for long.
         source = XApiSource(token, api_base_url=config.verify.x_api_base_url, max_wait_s=60)
         lookup = source_lookup(source)
+    elif config.verify.structure_only:
+        logger.warning(
+            "STRUCTURE-ONLY MODE (--verify.structure_only): no X look-ups, so invented tweets "
+            "that are well-formed earn credit; never run this on a real subnet"
+        )
     else:
-        logger.warning("no X credentials (--verify.x_bearer_token): structural checks only")
+        raise FatalError(
+            "no look-up source: set --verify.x_bearer_token with a --verify.daily_budget "
+            "above 0, or pass --verify.structure_only to credit on structure alone"
+        )
     fetch = config.fetch
     pipeline = ManifestPipeline(
         Fetcher(

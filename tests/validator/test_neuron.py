@@ -23,14 +23,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _validator(net, redis_url: str, *extra: str) -> subprocess.Popen:
-    args = [
+    args = _validator_args(net, redis_url, *extra)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _validator_args(net, redis_url: str, *extra: str) -> list[str]:
+    return [
         sys.executable, os.path.join(ROOT, "neurons", "validator.py"),
         "--netuid", str(NETUID), "--subtensor.network", f"dev:{net.dev.path}",
         "--wallet.name", "validator", "--wallet.path", str(net.wallets_dir),
         "--redis.url", redis_url, "--neuron.poll_blocks", "1", "--verify.daily_budget", "0",
-        "--neuron.weights_interval", "1", *extra,
+        "--verify.structure_only", "--neuron.weights_interval", "1", *extra,
     ]  # fmt: skip
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 async def _register_and_publish(net, datasets: dict[str, list[pa.Table]]) -> None:
@@ -96,6 +100,30 @@ def test_unregistered_validator_exits_non_zero(net, redis_url):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "is not registered on netuid" in err
+
+
+def test_no_lookup_source_refuses_to_start_unless_structure_only_is_chosen(net, redis_url):
+    run(_register_and_publish(net, {}))
+    args = [a for a in _validator_args(net, redis_url) if a != "--verify.structure_only"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    [line] = [line for line in err.splitlines() if "fatal:" in line]
+    assert "no look-up source: set --verify.x_bearer_token" in line
+    assert "Traceback" not in err
+
+
+def test_structure_only_mode_is_loud(net, redis_url):
+    run(_register_and_publish(net, {}))
+    process = _validator(net, redis_url)
+    try:
+        line = process.stderr.readline()
+        while line and "STRUCTURE-ONLY MODE" not in line:
+            line = process.stderr.readline()
+        assert "invented tweets" in line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
 
 
 def test_redis_unreachable_too_long_exits_non_zero(net):
