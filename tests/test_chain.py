@@ -293,3 +293,75 @@ def test_a_pruned_block_is_one_clear_error_naming_the_archive_flag(dev, wallets)
     for message in (first, second):
         assert message.startswith("block 5 is not available") and "\n" not in message
         assert "--subtensor.archive_endpoints" in message
+
+
+class _Wrapped:
+    """The dev substrate with one method replaced (everything else is the real one)."""
+
+    def __init__(self, inner, **replaced):
+        self._inner, self._replaced = inner, replaced
+
+    def __getattr__(self, name):
+        return self._replaced.get(name) or getattr(self._inner, name)
+
+
+def test_a_write_that_never_finalizes_is_a_timeout_verdict(dev, wallets):
+    async def never(*args, **kwargs):
+        await asyncio.Event().wait()  # finality stalled: the watch never returns
+
+    async def body():
+        async with bt.Subtensor("local", substrate=dev) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            assert (await alice.register()).ok
+        stalled = _Wrapped(dev, submit=never)
+        async with bt.Subtensor("local", substrate=stalled) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID, write_timeout_s=0.3)
+            return await alice.commit("d3.1:stalled".ljust(100, "x"))
+
+    verdict = run(body())
+    assert not verdict.ok and verdict.code == "timeout"
+    assert verdict.message == "commit: not finalized within 0.3s (it may still land)"
+
+
+def test_an_sdk_that_does_not_understand_the_runtime_gives_a_verdict_not_a_crash(dev, wallets):
+    """The SetWeights preflight reads storage the runtime may not have; the codec then
+    raises a plain ValueError before any RPC."""
+
+    async def body():
+        async with bt.Subtensor("local", substrate=dev) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            assert (await alice.register()).ok
+            dev.set_stake(alice.hotkey, 10**12)
+            dev.advance(10)
+        real_query = dev.query
+
+        async def skewed(module, name, params=None, block_hash=None):
+            if name == "SubnetEpochConsensus":
+                raise ValueError("Storage function SubnetEpochConsensus not found")
+            return await real_query(module, name, params, block_hash)
+
+        async with bt.Subtensor("local", substrate=_Wrapped(dev, query=skewed)) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            return await alice.set_weights({0: 1.0}, version_key=0)
+
+    verdict = run(body())
+    assert not verdict.ok and verdict.code == "sdk_error"
+    assert "SubnetEpochConsensus" in verdict.message and "\n" not in verdict.message
+
+
+def test_seed_hashes_come_only_from_finalized_blocks(dev, wallets):
+    async def behind():
+        return await dev.block_number() - 3
+
+    async def body():
+        dev.advance(10)
+        async with bt.Subtensor(
+            "local", substrate=_Wrapped(dev, finalized_block_number=behind)
+        ) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            head = await alice.block()
+            return head, await alice.block_hash(head - 3), await alice.block_hash(head - 2)
+
+    head, final, not_final = run(body())
+    assert final == dev.state.block_hash(head - 3)
+    assert not_final is None

@@ -48,8 +48,43 @@ def _verdict_from_result(result: bt.ExtrinsicResult) -> ChainVerdict:
 
 
 def _verdict_from_error(error: BittensorError) -> ChainVerdict:
-    code = error.code.value if isinstance(error, ChainError) else "invalid_argument"
+    if isinstance(error, ChainError):
+        code = error.code.value
+    elif isinstance(error, RpcConnectionError):
+        code = "connection"
+    else:
+        code = "invalid_argument"
     return ChainVerdict(False, str(error), code=code)
+
+
+# A write waits for finalization (a few blocks on finney); the SDK's watch has no limit of
+# its own, and a finality stall must not freeze a neuron inside one call.
+WRITE_TIMEOUT_S = 180.0
+
+
+async def _write(
+    what: str, call: Callable[[], Awaitable[bt.ExtrinsicResult]], timeout_s: float
+) -> ChainVerdict:
+    """One chain write as a verdict, whatever happens: refusals, a stalled finality, an SDK
+    that does not understand the runtime (its codec raises plain errors before any RPC)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await call()
+    except TimeoutError:
+        return ChainVerdict(
+            False,
+            f"{what}: not finalized within {timeout_s:g}s (it may still land)",
+            code="timeout",
+        )
+    except BittensorError as error:  # preflight refusals: rate limit, not registered, ...
+        return _verdict_from_error(error)
+    except (ConnectionError, OSError) as error:
+        return ChainVerdict(False, f"{what}: {error}", code="connection")
+    except Exception as error:  # the SDK and the runtime disagree (metadata skew)
+        return ChainVerdict(
+            False, f"{what}: the SDK failed: {type(error).__name__}: {error}", code="sdk_error"
+        )
+    return _verdict_from_result(result)
 
 
 T = TypeVar("T")
@@ -88,18 +123,30 @@ async def _historic(block: int, call: Callable[[], Awaitable[T]]) -> T:
 class SdkChain:
     """One hotkey's view of one subnet through an async `bt.Client`."""
 
-    def __init__(self, client: bt.Client, wallet: Any, netuid: int):
+    def __init__(
+        self,
+        client: bt.Client,
+        wallet: Any,
+        netuid: int,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
+    ):
         self.client = client
         self.wallet = wallet
         self.netuid = netuid
+        self.write_timeout_s = write_timeout_s
         self.hotkey: str = wallet.hotkey.ss58_address
 
     async def block(self) -> int:
         return await _read(self.client.block)
 
     async def block_hash(self, block: int) -> str | None:
-        info = await _read(lambda: self.client.block_info(block))
-        return info.hash if info is not None else None
+        """The hash of a *finalized* block (None before it is final): seeds taken from it
+        cannot be reorganised away, so every validator draws the same sample."""
+        if block > await _read(self.client.finalized_block):
+            return None
+        # The client resolves a number to its hash with one header lookup; `block_info`
+        # would download the whole block (archive state for old ones).
+        return await _historic(block, lambda: self.client._block_hash(block))
 
     async def metagraph(self, block: int | None = None) -> MetagraphSnapshot:
         graph = await _read(
@@ -158,21 +205,22 @@ class SdkChain:
                 "not_registered",
             )
         call = bt.calls.Commitments.set_commitment(netuid=self.netuid, info=commitment_info(raw))
-        try:
-            result = await self.client.submit_call(call, self.wallet, signer="hotkey")
-        except BittensorError as error:
-            return _verdict_from_error(error)
-        return _verdict_from_result(result)
+        # Not retried: a retry after a commit that landed would spend the budget twice.
+        return await _write(
+            "commit",
+            lambda: self.client.submit_call(call, self.wallet, signer="hotkey"),
+            self.write_timeout_s,
+        )
 
     async def set_weights(self, weights: Mapping[int, float], version_key: int) -> ChainVerdict:
         intent = bt.SetWeights(netuid=self.netuid, weights=dict(weights), version_key=version_key)
-        try:
-            # Safe to retry on a dropped connection: setting the same weights twice is
-            # harmless, and a second try after a landed first is refused by the rate limit.
-            result = await _read(lambda: self.client.execute(intent, self.wallet))
-        except BittensorError as error:  # preflight refusals: rate limit, not registered, ...
-            return _verdict_from_error(error)
-        return _verdict_from_result(result)
+        # Safe to retry on a dropped connection: setting the same weights twice is harmless,
+        # and a second try after a landed first is refused by the rate limit.
+        return await _write(
+            "set_weights",
+            lambda: _read(lambda: self.client.execute(intent, self.wallet)),
+            self.write_timeout_s,
+        )
 
     async def blocks_until_weights_allowed(self) -> int:
         """0 when a weight-set would pass the rate limit now."""
@@ -189,11 +237,9 @@ class SdkChain:
     async def register(self) -> ChainVerdict:
         """Burned registration, paid by the coldkey (not MEV-shielded: a plain extrinsic)."""
         call = bt.calls.SubtensorModule.burned_register(netuid=self.netuid, hotkey=self.hotkey)
-        try:
-            result = await self.client.submit_call(call, self.wallet)
-        except BittensorError as error:
-            return _verdict_from_error(error)
-        return _verdict_from_result(result)
+        return await _write(
+            "register", lambda: self.client.submit_call(call, self.wallet), self.write_timeout_s
+        )
 
 
 def _isolate_sdk_cache() -> None:

@@ -72,7 +72,9 @@ class ValidatorNeuronSection(Section):
 
 
 class VerifySection(Section):
-    daily_budget: int = Field(10_000, ge=0, description="X look-ups per day (0 needs --verify.structure_only)")
+    daily_budget: int = Field(
+        10_000, ge=0, description="X look-ups per day (0 needs --verify.structure_only)"
+    )
     min_per_manifest: int = Field(5, gt=0, description="fewest look-ups worth spending")
     max_per_manifest: int = Field(50, gt=0, description="most look-ups per manifest")
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")

@@ -96,6 +96,11 @@ class _Reject(Exception):
     pass
 
 
+class SeedNotFinal(Exception):
+    """The block whose hash seeds the sample is not finalized yet: the validator waits
+    (never the miner's fault, however long it takes)."""
+
+
 class ManifestPipeline:
     def __init__(
         self,
@@ -174,6 +179,8 @@ class ManifestPipeline:
             prepared.complete = complete
             await self._check_on_x(samples, prepared, log)
             return prepared
+        except SeedNotFinal as waiting:
+            return Pending(item, str(waiting))
         except NotYetAvailable as missing:
             if in_grace:
                 return Pending(item, str(missing))
@@ -341,8 +348,8 @@ class ManifestPipeline:
         if self.lookup is None or size == 0:
             return []
         block_hash = await self.block_hash(item.block + 1)
-        if block_hash is None:  # the next block is not there yet: sample next round
-            raise NotYetAvailable("the block after the commit is not final yet")
+        if block_hash is None:  # the next block is not final yet: sample next round
+            raise SeedNotFinal(f"block {item.block + 1}, which seeds the sample, is not final yet")
         seed = sample_seed(item.commitment.manifest_sha256, block_hash)
         return sorted(random.Random(seed).sample(range(total), size))
 

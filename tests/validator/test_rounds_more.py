@@ -194,3 +194,32 @@ def test_validator_side_errors_past_grace_do_not_cost_credibility(net, redis_url
     assert reason.startswith("unexpected validator error: RuntimeError")
     # Not counted: the miner stays at the initial credibility.
     assert credibility.get(net.wallet("miner").hotkey.ss58_address, 1.0) == 1.0
+
+
+def test_a_seed_block_not_final_yet_waits_and_never_costs_the_miner(net, redis_url):
+    table = synthetic_table(100, seed=81)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "miner"])
+            published = write_dataset(
+                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
+            )
+            assert (await chains["miner"].commit(published.commitment)).ok
+            net.dev.advance(10)  # past the 5-block grace
+
+            async def finality_stalled(_block):
+                return None
+
+            runner = make_runner(chains["validator"], redis_url, lookup=TruthLookup(table))
+            real = runner.pipeline.block_hash
+            runner.pipeline.block_hash = finality_stalled
+            stalled = await runner.process(await chains["validator"].metagraph())
+            runner.pipeline.block_hash = real
+            resumed = await runner.process(await chains["validator"].metagraph())
+            return stalled, resumed, await runner.state.credibility()
+
+    stalled, resumed, credibility = run(body())
+    assert not stalled.rejected and len(stalled.pending) == 1
+    assert resumed.accepted == stalled.pending and resumed.new_unique == 100
+    assert credibility[net.wallet("miner").hotkey.ss58_address] == 1.0
