@@ -139,6 +139,9 @@ class SdkChain:
     async def block(self) -> int:
         return await _read(self.client.block)
 
+    async def finalized_block(self) -> int:
+        return await _read(self.client.finalized_block)
+
     async def block_hash(self, block: int) -> str | None:
         """The hash of a *finalized* block (None before it is final): seeds taken from it
         cannot be reorganised away, so every validator draws the same sample."""

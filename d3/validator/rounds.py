@@ -87,7 +87,10 @@ class RoundRunner:
 
     async def process(self, graph: MetagraphSnapshot) -> RoundReport:
         report = RoundReport(block=graph.block)
-        report.read = await self.sync_history(graph.block)
+        # History only from finalized blocks: a commitment in a block that is reorganised
+        # away must never have been read by some validators and not by others.
+        final = min(graph.block, await self.chain.finalized_block())
+        report.read = await self.sync_history(final)
         started = last_log = time.monotonic()
         judged = 0
         while True:

@@ -343,3 +343,40 @@ class _ChainWith:
 
     def __getattr__(self, name):
         return getattr(self._chain, name)
+
+
+def test_commitments_are_read_only_from_finalized_blocks(net, redis_url):
+    """A block that is not final may be reorganised away: a commitment in it must not be
+    read by the validators that happened to look early."""
+    table = synthetic_table(40, seed=12)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = {n: await net.chain(client, n) for n in ("v", "m")}
+            for chain in chains.values():
+                assert (await chain.register()).ok
+            host = net.data_dir / "m"
+            host.mkdir(parents=True)
+            shard = encode_shard(table)
+            manifest = build_manifest(net.wallet("m").hotkey, NETUID, [shard], None)
+            (host / shard.name).write_bytes(shard.data)
+            (host / manifest.name).write_bytes(manifest.to_bytes())
+            text = Commitment(manifest.sha256, parse_locator(f"file://{host}")).encode()
+            verdict = await chains["m"].commit(text)
+            assert verdict.ok
+            runner = make_runner(chains["v"], redis_url)
+            lagging = verdict.block - 1
+
+            async def finalized_block():
+                return lagging
+
+            runner.chain = _ChainWith(runner.chain, runner.chain.commitment_of)
+            runner.chain.finalized_block = finalized_block
+            early = await runner.process(await chains["v"].metagraph())
+            lagging = verdict.block
+            final = await runner.process(await chains["v"].metagraph())
+            return early, final
+
+    early, final = run(body())
+    assert early.read == 0 and not early.accepted
+    assert final.read == 1 and final.new_unique == 40
