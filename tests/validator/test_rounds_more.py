@@ -169,24 +169,28 @@ def test_a_long_uncommitted_ancestry_is_taken_oldest_first_not_rejected(net, red
     assert sum(credits[hotkey].values()) == 1500 and credibility[hotkey] == 1.0
 
 
+async def _one_commitment_past_grace(client, net, redis_url, table):
+    """One miner's commitment of `table`, 10 blocks old (past the 5-block grace), and a
+    validator runner that looks it up against the truth."""
+    chains = await _registered(client, net, ["validator", "miner"])
+    published = write_dataset(net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table])
+    assert (await chains["miner"].commit(published.commitment)).ok
+    net.dev.advance(10)
+    return make_runner(chains["validator"], redis_url, lookup=TruthLookup(table))
+
+
 def test_validator_side_errors_past_grace_do_not_cost_credibility(net, redis_url):
     table = synthetic_table(100, seed=80)
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "miner"])
-            published = write_dataset(
-                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
-            )
-            assert (await chains["miner"].commit(published.commitment)).ok
-            net.dev.advance(10)  # past the 5-block grace
+            runner = await _one_commitment_past_grace(client, net, redis_url, table)
 
             async def broken_chain(_block):
                 raise RuntimeError("the node answered nonsense")
 
-            runner = make_runner(chains["validator"], redis_url, lookup=TruthLookup(table))
             runner.pipeline.block_hash = broken_chain
-            report = await runner.process(await chains["validator"].metagraph())
+            report = await runner.process(await runner.chain.metagraph())
             return report, await runner.state.credibility()
 
     report, credibility = run(body())
@@ -201,22 +205,16 @@ def test_a_seed_block_not_final_yet_waits_and_never_costs_the_miner(net, redis_u
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "miner"])
-            published = write_dataset(
-                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
-            )
-            assert (await chains["miner"].commit(published.commitment)).ok
-            net.dev.advance(10)  # past the 5-block grace
+            runner = await _one_commitment_past_grace(client, net, redis_url, table)
 
             async def finality_stalled(_block):
                 return None
 
-            runner = make_runner(chains["validator"], redis_url, lookup=TruthLookup(table))
             real = runner.pipeline.block_hash
             runner.pipeline.block_hash = finality_stalled
-            stalled = await runner.process(await chains["validator"].metagraph())
+            stalled = await runner.process(await runner.chain.metagraph())
             runner.pipeline.block_hash = real
-            resumed = await runner.process(await chains["validator"].metagraph())
+            resumed = await runner.process(await runner.chain.metagraph())
             return stalled, resumed, await runner.state.credibility()
 
     stalled, resumed, credibility = run(body())
