@@ -4,7 +4,7 @@ Layout (docs/protocol.md has the numbers):
 
     <prefix>:{g<group>}:w:<window>   string: the window's IDs, packed (5 bytes per ID)
     <prefix>:{g<group>}:credit       hash:   "<hotkey>:<period>" -> new unique IDs credited
-    <prefix>:{g<group>}:done         set:    ingest tokens already applied in this group
+    <prefix>:{g<group>}:done         hash:   ingest token -> IDs it added in this group
     <prefix>:groups                  set:    every group seen (to enumerate credits)
 
 A snowflake ID's high bits are its time, so IDs are bucketed by time: a *window* is 2^40
@@ -47,6 +47,7 @@ class IngestResult:
     new: int  # IDs this ingest added (and credited)
     duplicates: int  # IDs not added: already indexed, repeated, or in a skipped group
     skipped_groups: int  # groups whose token was already applied (a resumed ingest)
+    credited: int = 0  # IDs this token has added, now or in an earlier (interrupted) run
 
 
 def pack_offsets(offsets: pa.Array) -> bytes:
@@ -77,7 +78,8 @@ def _buffer_bytes(array: pa.Array) -> bytes:
 # to a large window costs a binary search per ID and one memcpy, not a round trip of the
 # window. KEYS: done set, credit hash, then the windows. ARGV: token, credit field, then
 # per window its new offsets, sorted and packed like the window (4-byte column, 1-byte
-# column). Returns the number of IDs added, or -1 when the token was already applied.
+# column). Returns {0, IDs added}, or {1, what it added then} when the token was already
+# applied, so a resumed ingest knows its exact credit.
 # Values are compared as numbers, never as strings (Lua's string order follows the locale).
 _APPLY_GROUP = """
 local byte = string.byte
@@ -91,7 +93,8 @@ local function less(s, n, i, vh, vl)
   if h ~= vh then return h < vh end
   return low(s, i) < vl
 end
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -1 end
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if before then return {1, tonumber(before)} end
 local added = 0
 for k = 3, #KEYS do
   local new = ARGV[k]
@@ -130,10 +133,9 @@ for k = 3, #KEYS do
   end
 end
 if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], added) end
-redis.call('SADD', KEYS[1], ARGV[1])
-return added
+redis.call('HSET', KEYS[1], ARGV[1], added)
+return {0, added}
 """
-_ALREADY_DONE = -1
 
 
 class TweetIndex:
@@ -160,9 +162,9 @@ class TweetIndex:
         ids = pc.unique(pc.cast(ids, _U64))
         ids = pc.take(ids, pc.sort_indices(ids))
         windows = pc.shift_right(ids, _SHIFT_WINDOW)
-        new = skipped = 0
+        new = skipped = credited = 0
         for group, start, stop in _runs(pc.shift_right(windows, _SHIFT_GROUP)):
-            added = await self._ingest_group(
+            applied_before, added = await self._ingest_group(
                 group,
                 ids.slice(start, stop - start),
                 windows.slice(start, stop - start),
@@ -170,11 +172,14 @@ class TweetIndex:
                 token,
                 period,
             )
-            if added is None:
+            if applied_before:
                 skipped += 1
             else:
                 new += added
-        return IngestResult(new=new, duplicates=total - new, skipped_groups=skipped)
+            credited += added
+        return IngestResult(
+            new=new, duplicates=total - new, skipped_groups=skipped, credited=credited
+        )
 
     async def _ingest_group(
         self,
@@ -184,8 +189,8 @@ class TweetIndex:
         hotkey: str,
         token: str,
         period: int,
-    ) -> int | None:
-        """One group in one atomic script; None when its token was already applied."""
+    ) -> tuple[bool, int]:
+        """One group in one atomic script: (token applied before, IDs it added)."""
         offsets = pc.bit_wise_and(ids, _OFFSET_MASK)
         low = _buffer_bytes(pc.cast(pc.bit_wise_and(offsets, _LOW_MASK), pa.uint32()))
         high = _buffer_bytes(pc.cast(pc.shift_right(offsets, _SHIFT_32), pa.uint8()))
@@ -195,10 +200,10 @@ class TweetIndex:
             packed.append(low[4 * start : 4 * stop] + high[start:stop])
         await self.redis.sadd(f"{self.prefix}:groups", group)
         done_key, credit_key = self._key(group, "done"), self._key(group, "credit")
-        added = await self._apply(
+        before, added = await self._apply(
             keys=[done_key, credit_key, *keys], args=[token, f"{hotkey}:{period}", *packed]
         )
-        return None if added == _ALREADY_DONE else int(added)
+        return bool(before), int(added)
 
     async def contains(self, ids: Iterable[int]) -> list[bool]:
         """Membership for a few IDs (diagnostics and tests; ingest is the bulk path)."""

@@ -217,8 +217,9 @@ class RoundRunner:
         period = self.scoring.period_of(item.block)
         new = 0
         for shard_sha, ids in outcome.shard_ids:
-            result = await self.index.ingest(ids, item.hotkey, f"{shard_sha}:{item.hotkey}", period)
-            new += result.new
+            token = f"{shard_sha}:{item.hotkey}:{item.block}"  # one per shard per commitment
+            result = await self.index.ingest(ids, item.hotkey, token, period)
+            new += result.credited  # exact even when a crash interrupted an earlier run
         notes = "; ".join(outcome.notes)
         judgements = [Judgement(m.sha256, True, notes, item.block) for m in outcome.manifests]
         for dropped, reason in outcome.dropped:

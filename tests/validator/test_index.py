@@ -91,6 +91,8 @@ def test_reingesting_is_idempotent_and_resumes_partial_work(redis_url):
     assert resumed.skipped_groups == 1
     assert resumed.new == len(ids) - len(partial)
     assert again.new == 0 and again.skipped_groups == len(groups)
+    # However it was interrupted, the token knows its whole credit.
+    assert resumed.credited == again.credited == len(ids)
     assert credits == {"A": {0: len(ids)}}
 
 
