@@ -29,7 +29,8 @@ Output items are mapped field by field (`item_to_record`):
 | like/retweet/reply/quote counts | `likeCount`, `retweetCount`, `replyCount`, `quoteCount` |
 | view_count        | `viewCount`                                                     |
 | hashtags          | `entities.hashtags[].text`                                      |
-| urls              | `entities.urls[].expanded_url` (else `.url`)                    |
+| urls              | `entities.urls[].expanded_url` (else `.url`), less the media's  |
+|                   | own link (see scraping.normalize)                               |
 | media_urls        | `extendedEntities.media[].media_url_https` (a video's is its    |
 |                   | thumbnail, the same URL X API v2 calls preview_image_url)       |
 | url               | rebuilt with d3.record.tweet_url (items may carry twitter.com)  |
@@ -59,6 +60,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from d3.record import INT64_MAX, MAX_LIST_ITEMS, TweetRecord, tweet_url
+from scraping.normalize import is_media_page
 from scraping.source import (
     LookupResult,
     SearchResult,
@@ -112,6 +114,24 @@ def _ref_id(item: Json, *keys: str) -> int | None:
     return None
 
 
+def _written_links(item: Json, tweet_id: int) -> Iterable[str]:
+    """`entities.urls` less the attached media's link, should an Actor list it there: by
+    its t.co form (the one in `entities.media` / `extendedEntities.media`), `media_key`,
+    or the tweet's own photo/video page it expands to."""
+    entities = item.get("entities") or {}
+    media = [
+        *((item.get("extendedEntities") or {}).get("media") or ()),
+        *(entities.get("media") or ()),
+    ]
+    media_tco = {m.get("url") for m in media if isinstance(m, Mapping) and m.get("url")}
+    for entry in entities.get("urls") or ():
+        link = entry.get("expanded_url") or entry.get("url")
+        if entry.get("media_key") or entry.get("url") in media_tco:
+            continue
+        if link and not is_media_page(str(link), tweet_id):
+            yield link
+
+
 def is_tweet_item(item: Any) -> bool:
     """Whether a dataset item is a tweet at all (Actors also push 'no results' markers)."""
     return (
@@ -155,7 +175,7 @@ def item_to_record(item: Json, source: str = "apify", now: datetime | None = Non
             quote_count=item.get("quoteCount") or 0,
             view_count=item.get("viewCount"),
             hashtags=_capped(h.get("text") or h.get("tag") for h in entities.get("hashtags") or ()),
-            urls=_capped(u.get("expanded_url") or u.get("url") for u in entities.get("urls") or ()),
+            urls=_capped(_written_links(item, tweet_id)),
             media_urls=_capped(m.get("media_url_https") for m in media),
             url=tweet_url(username, tweet_id),
             source=source,

@@ -18,7 +18,10 @@ Faults for the next N API requests, set with `inject_faults(...)` or
 `POST /_admin/faults` (JSON with the same names): `rate_limited` (429 with
 `x-rate-limit-reset` `reset_in_s` ahead), `server_errors` (`error_status`, default 503),
 `empty_pages` (search answers `result_count: 0`), `partial_errors` (referenced tweets
-withheld with "Authorization Error" entries, as X does for protected accounts); and
+withheld with "Authorization Error" entries, as X does for protected accounts),
+`usage_capped` (429 with X's `UsageCapExceeded` problem: the monthly cap is spent while the
+rate-limit headers, reset `reset_in_s` ahead included, look normal), `not_found_by_value`
+(look-ups name unknown IDs only in `value`, without `resource_id`, as X often does); and
 `latency_s`, a delay on every API request until reset.
 `DELETE /_admin/faults` clears them; `POST /_admin/publish {"count": n}` tweets n new
 tweets now; `GET /_admin/stats` counts requests.
@@ -95,10 +98,19 @@ class Faults:
     error_status: int = 503
     empty_pages: int = 0
     partial_errors: int = 0
+    usage_capped: int = 0
+    not_found_by_value: int = 0
     latency_s: float = 0.0  # not a counter: every API request is this slow until changed
 
 
-_COUNTERS = ("rate_limited", "server_errors", "empty_pages", "partial_errors")
+_COUNTERS = (
+    "rate_limited",
+    "server_errors",
+    "empty_pages",
+    "partial_errors",
+    "usage_capped",
+    "not_found_by_value",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +331,7 @@ class _Api:
         body["meta"] = meta
         return body
 
-    def lookup(self, params: dict[str, str], withhold: bool) -> Json:
+    def lookup(self, params: dict[str, str], withhold: bool, by_value: bool = False) -> Json:
         raw = [v for v in params.get("ids", "").split(",") if v]
         if not raw or len(raw) > LOOKUP_MAX_IDS:
             raise BadRequest(f"The `ids` query parameter must hold 1 to {LOOKUP_MAX_IDS} IDs")
@@ -333,12 +345,15 @@ class _Api:
             missing = [str(i) for i in ids if i not in self.corpus.by_id]
             body = self._respond(found, wanted, withhold)
         if missing:
-            body["errors"] = [*body.get("errors", ()), *map(_not_found, missing)]
+            not_found = [_not_found(i, with_resource_id=not by_value) for i in missing]
+            body["errors"] = [*body.get("errors", ()), *not_found]
         return body
 
 
-def _not_found(tweet_id: str) -> Json:
-    return {
+def _not_found(tweet_id: str, *, with_resource_id: bool = True) -> Json:
+    """X's entry for an unknown look-up ID; X leaves out `resource_id` now and then, so a
+    client has to read the ID from `value` too."""
+    error: Json = {
         "value": tweet_id,
         "detail": f"Could not find tweet with ids: [{tweet_id}].",
         "title": "Not Found Error",
@@ -346,6 +361,22 @@ def _not_found(tweet_id: str) -> Json:
         "parameter": "ids",
         "resource_id": tweet_id,
         "type": "https://api.twitter.com/2/problems/resource-not-found",
+    }
+    if not with_resource_id:
+        del error["resource_id"]
+    return error
+
+
+def _usage_capped() -> Json:
+    """X's answer (with status 429) once the plan's monthly post cap is spent."""
+    return {
+        "account_id": "0",
+        "product_name": "standard-basic",
+        "title": "UsageCapExceeded",
+        "period": "Monthly",
+        "scope": "Product",
+        "detail": "Usage cap exceeded: Monthly product cap",
+        "type": "https://api.twitter.com/2/problems/usage-capped",
     }
 
 
@@ -539,6 +570,14 @@ class LocalXServer:
         latency = self.faults.latency_s
         if latency > 0:
             time.sleep(latency)
+        if fault := self._take("usage_capped"):
+            # The rate limit itself is fine; only the body tells the two 429s apart.
+            headers = {
+                "x-rate-limit-limit": "450",
+                "x-rate-limit-remaining": "449",
+                "x-rate-limit-reset": str(int(time.time() + fault.reset_in_s)),
+            }
+            return 429, _usage_capped(), headers
         if fault := self._take("rate_limited"):
             reset = int(time.time() + fault.reset_in_s)
             headers = {
@@ -558,7 +597,8 @@ class LocalXServer:
             empty = self._take("empty_pages") is not None
             body = self._api.search(params, path.endswith("/all"), empty, withhold)
         else:
-            body = self._api.lookup(params, withhold)
+            by_value = self._take("not_found_by_value") is not None
+            body = self._api.lookup(params, withhold, by_value)
         return 200, body, {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "449"}
 
     def _admin(self, handler: _Handler, method: str, path: str) -> tuple[int, Json, dict[str, str]]:

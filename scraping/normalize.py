@@ -4,11 +4,18 @@ Miners and validators both go through here, so a tweet scraped by a miner and th
 tweet looked up by a validator become equal records unless X itself changed. Each tweet
 is validated once, by constructing its TweetRecord; a bad tweet is counted, never raised,
 because one odd tweet must not cost the rest of the page.
+
+`urls` are the links a tweet's author wrote. X API v2 also lists the t.co link it appends
+for attached media in `entities.urls` (marked with `media_key`, expanded to the tweet's
+own `/photo/1` or `/video/1` page), where X's web API and the scrapers built on it keep it
+in `entities.media`; it is left out here, as those media are in `media_urls` already, so
+every source gives the same record for the same tweet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +46,12 @@ EXPANSIONS = ("author_id", "referenced_tweets.id", "attachments.media_keys")
 REFERENCED_EXPANSIONS = (
     "referenced_tweets.id.author_id",
     "referenced_tweets.id.attachments.media_keys",
+)
+
+# A tweet's own media page, the link X gives attached media; group 1 is the tweet's ID.
+_MEDIA_PAGE = re.compile(
+    r"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/[^/?#]+/status/(\d+)/(?:photo|video)/\d+/?",
+    re.IGNORECASE,
 )
 
 _REFERENCE_FIELD = {
@@ -101,6 +114,24 @@ def _capped(items: Iterable[str]) -> list[str]:
     return out[:MAX_LIST_ITEMS]
 
 
+def is_media_page(url: str | None, tweet_id: int) -> bool:
+    """Whether `url` is tweet `tweet_id`'s own photo/video page (`…/status/<id>/photo/1`):
+    the link X gives its attached media, not one its author wrote. Another tweet's media
+    page is a link like any other."""
+    match = _MEDIA_PAGE.fullmatch(url or "")
+    return match is not None and int(match.group(1)) == tweet_id
+
+
+def _written_links(entries: Iterable[Json], tweet_id: int) -> Iterator[str]:
+    """The expanded links of `entities.urls`, less the attached media's link."""
+    for entry in entries:
+        if entry.get("media_key"):
+            continue
+        link = entry.get("expanded_url") or entry.get("url")
+        if link and not is_media_page(link, tweet_id):
+            yield link
+
+
 def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> dict[str, Any]:
     tweet_id = int(tweet["id"])
     author_id = str(tweet.get("author_id") or "")
@@ -138,7 +169,7 @@ def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> d
         "quote_count": metrics.get("quote_count", 0),
         "view_count": metrics.get("impression_count"),
         "hashtags": _capped(h.get("tag") for h in entities.get("hashtags") or ()),
-        "urls": _capped(u.get("expanded_url") or u.get("url") for u in entities.get("urls") or ()),
+        "urls": _capped(_written_links(entities.get("urls") or (), tweet_id)),
         "media_urls": _capped(inc.media_urls.get(k) for k in media_keys),
         "url": tweet_url(username, tweet_id),
         "source": source,

@@ -27,6 +27,12 @@ class SourceUnavailable(SourceError):
     """An outage or a rate limit outlasted our retries: try again later."""
 
 
+class SourceUsageCapped(SourceError):
+    """The plan's usage cap is spent (X's monthly post cap): unlike a rate limit it does not
+    reset in minutes, so retrying soon cannot help; it lifts when the cap's period rolls
+    over or an operator raises the plan. Not SourceUnavailable, whose callers retry soon."""
+
+
 def require_aware(*bounds: datetime | None) -> None:
     """Search bounds are instants: a naive datetime would silently mean local time."""
     if any(b is not None and b.tzinfo is None for b in bounds):

@@ -32,6 +32,11 @@ What cannot match X API v2 exactly, and what we do about it:
 - Media URLs are photos, then videos, then GIFs (twscrape groups them by type), and URLs
   are de-duplicated (twscrape lists a long post's links twice). Validators compare text
   and author only, so neither can cost a miner.
+
+Search hits are read from the raw pages (`search_raw`), not from twscrape's `search`:
+its parser yields every tweet object in a page, so the tweets a hit quotes came back as
+hits of their own, and it drops any tweet that a retweet in the same page points at, even
+one the search returned. A hit is a tweet object not nested in another tweet.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +56,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from d3.record import INT64_MAX, MAX_LIST_ITEMS, TweetRecord, tweet_url
+from scraping.normalize import is_media_page
 from scraping.source import (
     LookupResult,
     SearchResult,
@@ -66,6 +72,8 @@ ACCOUNTS_ENV = "D3_TWSCRAPE_ACCOUNTS"
 DEFAULT_DB_PATH = Path("~/.d3/twscrape-accounts.db")
 # Error text and result types X uses for a tweet that is gone or cannot be seen.
 _GONE_MARKERS = ("No status found", "_Missing", "TweetTombstone", "TweetUnavailable")
+# GraphQL types of a tweet object; the second wraps the tweet in `tweet`.
+_TWEET_TYPES = ("Tweet", "TweetWithVisibilityResults")
 
 
 @dataclass(frozen=True)
@@ -166,8 +174,9 @@ def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> Twe
     Field by field: id, rawContent (a long post's full note text), date, user.id,
     user.username, lang ("" → None), conversationId, inReplyToTweetId, quotedTweet.id,
     retweetedTweet.id, like/retweet/reply/quoteCount, viewCount, hashtags, links[].url
-    (the expanded URL), media photos[].url + videos[]/animated[].thumbnailUrl (what X API
-    v2 calls url / preview_image_url). `url` is rebuilt with d3.record.tweet_url.
+    (the expanded URL; never the tweet's own photo/video page, as in scraping.normalize),
+    media photos[].url + videos[]/animated[].thumbnailUrl (what X API v2 calls url /
+    preview_image_url). `url` is rebuilt with d3.record.tweet_url.
     """
     try:
         user = tweet.user
@@ -191,7 +200,9 @@ def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> Twe
             quote_count=tweet.quoteCount or 0,
             view_count=tweet.viewCount,
             hashtags=_capped(tweet.hashtags or ()),
-            urls=_capped(link.url for link in tweet.links or ()),
+            urls=_capped(
+                link.url for link in tweet.links or () if not is_media_page(link.url, tweet.id)
+            ),
             media_urls=_capped(
                 [
                     *(p.url for p in media.photos),
@@ -210,6 +221,35 @@ def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> Twe
         raise ValueError(f"{where}: {message}" if where else message) from None
     except (AttributeError, TypeError) as exc:
         raise ValueError(f"not a twscrape tweet: {exc}") from None
+
+
+def hit_ids(body: Any) -> list[int]:
+    """IDs of the tweets a search page returned, in page order, each once.
+
+    Those are the tweet objects not nested in another tweet object. Everything a tweet
+    holds (the tweet it quotes, the one it retweets) is not walked into: it was not
+    returned, only referenced. The walk does not rely on the timeline's layout, which X
+    changes, only on GraphQL's `__typename`, which twscrape relies on too.
+    """
+    found: dict[int, None] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            kind = node.get("__typename")
+            if kind in _TWEET_TYPES:
+                tweet = node.get("tweet") if kind == "TweetWithVisibilityResults" else node
+                rest_id = str((tweet or {}).get("rest_id", ""))
+                if rest_id.isdigit():
+                    found.setdefault(int(rest_id))
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(body)
+    return list(found)
 
 
 def search_query(
@@ -370,13 +410,18 @@ class TwscrapeSource:
         result = SearchResult()
         records: dict[int, TweetRecord] = {}
         hits: set[int] = set()
-        tweets = self._api.search(q, limit=limit)
-        async with self._errors("search"), contextlib.aclosing(tweets):
-            async for tweet in tweets:
-                if tweet.id in hits or not in_bounds(tweet.id, tweet.date, since, until, since_id):
-                    continue
-                hits.add(tweet.id)
-                self._keep(tweet, records, result, now)
+        pages = self._api.search_raw(q, limit=limit)
+        async with self._errors("search"), contextlib.aclosing(pages):
+            async for page in pages:
+                for tweet in self._page_hits(page):
+                    if tweet.id in hits or not in_bounds(
+                        tweet.id, tweet.date, since, until, since_id
+                    ):
+                        continue
+                    hits.add(tweet.id)
+                    self._keep(tweet, records, result, now)
+                    if len(hits) >= limit:
+                        break
                 if len(hits) >= limit:
                     break
         result.records = sorted(records.values(), key=lambda r: r.id, reverse=True)
@@ -389,6 +434,24 @@ class TwscrapeSource:
             result.newest_id,
         )
         return result
+
+    def _page_hits(self, page: Any) -> Iterator[Any]:
+        """The parsed tweets of one search page that the search returned (see `hit_ids`).
+
+        twscrape leaves out of its parse every tweet some retweet in the page points at;
+        such a tweet, when it is a hit too, is taken from that retweet's parse instead.
+        A hit twscrape could not parse at all is skipped (twscrape logs it).
+        """
+        body = page if isinstance(page, Mapping) else page.json()
+        parsed: dict[int, Any] = {}
+        for tweet in self._tw.parse_tweets(body):
+            parsed.setdefault(tweet.id, tweet)
+        for tweet in list(parsed.values()):
+            if is_retweet(tweet):
+                parsed.setdefault(tweet.retweetedTweet.id, tweet.retweetedTweet)
+        for tweet_id in hit_ids(body):
+            if tweet_id in parsed:
+                yield parsed[tweet_id]
 
     def _keep(
         self, tweet: Any, records: dict[int, TweetRecord], result: SearchResult, now: datetime

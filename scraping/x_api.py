@@ -5,6 +5,9 @@ tweepy's Client is synchronous and has no timeout; each call runs in a worker th
 request a timeout. Retries are ours, not tweepy's (`wait_on_rate_limit=False`): a 429 waits
 until `x-rate-limit-reset` only while that stays under `max_wait_s`, 5xx and network errors
 back off exponentially for a bounded number of tries, and refused credentials fail at once.
+A 429 whose body is X's `UsageCapExceeded` problem (the plan's monthly post cap is spent)
+also fails at once, as SourceUsageCapped: its rate-limit headers look like an ordinary
+window that resets in minutes, but the cap does not.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ from scraping.source import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
+    SourceUsageCapped,
     require_aware,
 )
 
 X_API_HOST = "https://api.twitter.com"
+USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"
 PAGE_MAX = 100  # max_results cap of recent search and of look-ups
 PAGE_MIN = 10  # X refuses max_results below 10
 Sleep = Callable[[float], Awaitable[None]]
@@ -102,11 +107,47 @@ def _status(exc: tweepy.HTTPException) -> int:
     return getattr(exc.response, "status_code", 0)
 
 
+def _error_ids(error: dict[str, Any]) -> set[int]:
+    """The tweet IDs an entry of a look-up's `errors` is about.
+
+    `resource_id` when X gives one; else `value`, but only on `parameter: "ids"`, where the
+    value is one of the IDs we asked for (X often leaves `resource_id` out there). On other
+    parameters (`referenced_tweets.id`, ...) `value` need not be a tweet we asked about.
+    """
+    ids: set[int] = set()
+    resource_id = str(error.get("resource_id", ""))
+    if resource_id.isdigit():
+        ids.add(int(resource_id))
+    value = str(error.get("value", ""))
+    if error.get("parameter") == "ids" and value.isdigit():
+        ids.add(int(value))
+    return ids
+
+
 def _describe(exc: tweepy.HTTPException) -> str:
     """tweepy's message on one line: status, reason, then X's own messages."""
     head = f"{_status(exc)} {getattr(exc.response, 'reason', '')}".strip()
     messages = "; ".join(" ".join(str(m).split()) for m in exc.api_messages)
     return f"{head}: {messages}" if messages else head
+
+
+def _usage_cap(exc: tweepy.TooManyRequests) -> str | None:
+    """X's description of the spent cap when this 429 is the usage cap, else None.
+
+    Only the body tells the two 429s apart (tweepy keeps no `title`/`type` of a problem
+    without `errors`), so it is read again here; an unreadable body is a rate limit.
+    """
+    try:
+        body = exc.response.json()
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    if body.get("type") != USAGE_CAPPED_TYPE and body.get("title") != "UsageCapExceeded":
+        return None
+    detail = " ".join(str(body.get("detail") or "Usage cap exceeded").split())
+    product = body.get("product_name")
+    return f"{detail} (product {product})" if product else detail
 
 
 class XApiSource:
@@ -219,7 +260,11 @@ class XApiSource:
         return result
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
-        """Batches of 100; an outage fails only the batches it hit (into `failed`)."""
+        """Batches of 100; an outage fails only the batches it hit (into `failed`).
+
+        Refused credentials and a spent usage cap raise instead: every later batch would
+        fail the same way, and the caller should hear it once, not once per batch.
+        """
         result = LookupResult()
         wanted: list[int] = []
         for tweet_id in dict.fromkeys(map(operator.index, ids)):
@@ -234,7 +279,7 @@ class XApiSource:
                 payload = await self._call(
                     "lookup", self._client.get_tweets, {"ids": batch, **self._fields}
                 )
-            except SourceAuthError:
+            except (SourceAuthError, SourceUsageCapped):
                 raise
             except SourceError as exc:
                 logger.warning("x lookup of {} IDs got no answer: {}", len(batch), exc)
@@ -255,9 +300,11 @@ class XApiSource:
         found: dict[int, TweetRecord] = {r.id: r for r in page.records if r.id in asked}
         # Errors also name referenced tweets we did not ask for; only ours count as missing.
         missing = {
-            int(e["resource_id"])
+            tweet_id
             for e in payload.get("errors") or ()
-            if str(e.get("resource_id", "")).isdigit() and int(e["resource_id"]) in asked
+            if isinstance(e, dict)
+            for tweet_id in _error_ids(e)
+            if tweet_id in asked
         } - found.keys()
         result.found.update(found)
         result.missing |= missing
@@ -278,6 +325,11 @@ class XApiSource:
                     "and that the account's plan allows this endpoint"
                 ) from None
             except tweepy.TooManyRequests as exc:
+                if (cap := _usage_cap(exc)) is not None:
+                    raise SourceUsageCapped(
+                        f"X API {what} refused, 429 {cap}: the cap lifts only when its period "
+                        "rolls over or the plan is raised, so not retrying"
+                    ) from None
                 wait, why = self._rate_limit_wait(exc, attempt), "rate limited (429)"
             except tweepy.TwitterServerError as exc:
                 wait, why = self._backoff(attempt), f"server error {_status(exc)}"

@@ -201,7 +201,11 @@ class Corpus:
             "display_url": expanded.removeprefix("https://")[:30],
         }
         if media_key:
-            entity["media_key"] = media_key
+            # X shows an attached media's link as pic.x.com/<code>, and marks it media_key.
+            entity |= {
+                "display_url": "pic.x.com/" + short.rsplit("/", 1)[1],
+                "media_key": media_key,
+            }
         self._tco[short] = entity
         return short
 

@@ -64,7 +64,8 @@ def expected_fields(corpus: Corpus, tweet_id: int) -> dict[str, Any]:
         "quote_count": metrics["quote_count"],
         "view_count": metrics["impression_count"],
         "hashtags": [h["tag"] for h in entities.get("hashtags", [])],
-        "urls": [u["expanded_url"] for u in entities.get("urls", [])],
+        # X marks the link it appends for attached media with media_key: not a written link.
+        "urls": [u["expanded_url"] for u in entities.get("urls", []) if "media_key" not in u],
         "media_urls": [m.get("url") or m["preview_image_url"] for m in media],
         "url": f"https://x.com/{username}/status/{tweet_id}",
     }

@@ -214,6 +214,44 @@ def test_partial_errors_withhold_referenced_tweets(server: LocalXServer) -> None
     assert "errors" not in normal and normal["includes"]["tweets"]
 
 
+def test_usage_cap_is_a_429_with_xs_problem_and_healthy_rate_headers(
+    server: LocalXServer,
+) -> None:
+    server.inject_faults(usage_capped=2, reset_in_s=30)
+    for path, params in (
+        ("/2/tweets/search/recent", {"query": "#AI"}),
+        ("/2/tweets", {"ids": "1"}),
+    ):
+        response = get(server, path, **params)
+        assert response.status_code == 429
+        body = response.json()
+        assert body["title"] == "UsageCapExceeded"
+        assert body["type"] == "https://api.twitter.com/2/problems/usage-capped"
+        assert body["detail"] == "Usage cap exceeded: Monthly product cap"
+        # What makes it a trap: the headers read like an ordinary, soon-reset window.
+        assert response.headers["x-rate-limit-remaining"] != "0"
+        assert abs(int(response.headers["x-rate-limit-reset"]) - (time.time() + 30)) <= 2
+    assert get(server, "/2/tweets", ids="1").status_code == 200
+
+
+def test_not_found_by_value_leaves_out_resource_id(server: LocalXServer) -> None:
+    known = server.corpus.ids[0]
+    server.inject_faults(not_found_by_value=1)
+    body = get(server, "/2/tweets", ids=f"{known},999").json()
+    assert [t["id"] for t in body["data"]] == [str(known)]
+    assert body["errors"] == [
+        {
+            "value": "999",
+            "detail": "Could not find tweet with ids: [999].",
+            "title": "Not Found Error",
+            "resource_type": "tweet",
+            "parameter": "ids",
+            "type": "https://api.twitter.com/2/problems/resource-not-found",
+        }
+    ]
+    assert get(server, "/2/tweets", ids="999").json()["errors"][0]["resource_id"] == "999"
+
+
 def test_forbidden_full_archive(small_server: LocalXServer) -> None:
     small_server.full_archive = False
     response = get(small_server, "/2/tweets/search/all", query="#AI")

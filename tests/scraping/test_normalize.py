@@ -10,7 +10,7 @@ import pytest
 
 from d3.record import MAX_LIST_ITEMS
 from d3.snowflake import datetime_to_id
-from scraping.normalize import normalize_payload, normalize_tweet
+from scraping.normalize import is_media_page, normalize_payload, normalize_tweet
 
 CREATED = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 TWEET_ID = datetime_to_id(CREATED.replace(microsecond=431_000), sequence=77)
@@ -54,7 +54,14 @@ def tweet(**overrides: Any) -> dict[str, Any]:
                     "url": "https://t.co/abc",
                     "expanded_url": "https://arxiv.org/abs/1",
                 },
-                {"start": 54, "end": 73, "url": "https://t.co/pic"},
+                {  # X API v2's entry for the attached media: not a link the author wrote
+                    "start": 54,
+                    "end": 77,
+                    "url": "https://t.co/pic",
+                    "expanded_url": f"https://x.com/bob_builds/status/{TWEET_ID}/photo/1",
+                    "display_url": "pic.x.com/pic",
+                    "media_key": "3_1",
+                },
             ],
         },
     }
@@ -119,7 +126,7 @@ def test_every_field_is_mapped() -> None:
         "quote_count": 1,
         "view_count": 999,
         "hashtags": ["AI", "LLM"],
-        "urls": ["https://arxiv.org/abs/1", "https://t.co/pic"],
+        "urls": ["https://arxiv.org/abs/1"],
         "media_urls": [
             "https://pbs.twimg.com/media/a.jpg",
             "https://pbs.twimg.com/ext_tw_video_thumb/2/pu/img/b.jpg",
@@ -128,6 +135,39 @@ def test_every_field_is_mapped() -> None:
         "source": "x_api",
         "scraped_at": NOW,
     }
+
+
+def test_only_written_links_are_urls() -> None:
+    """The media's link goes whether X marks it with media_key or only its expansion shows
+    it; another tweet's media page, and a bare t.co link, are links like any other."""
+    own = f"https://twitter.com/Bob_Builds/status/{TWEET_ID}/video/1"
+    other = f"https://x.com/alice/status/{QUOTED_ID}/photo/2"
+    urls = [
+        {"url": "https://t.co/m", "media_key": "7_2"},
+        {"url": "https://t.co/v", "expanded_url": own},
+        {"url": "https://t.co/o", "expanded_url": other},
+        {"url": "https://t.co/bare"},
+    ]
+    [record] = normalize_payload(payload(tweet(entities={"urls": urls})), "x_api", now=NOW).records
+    assert record.urls == [other, "https://t.co/bare"]
+    assert record.media_urls  # the media themselves stay, in media_urls
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"https://x.com/bob/status/{TWEET_ID}/photo/1", True),
+        (f"https://www.twitter.com/bob/status/{TWEET_ID}/video/1/", True),
+        (f"https://mobile.x.com/bob/status/{TWEET_ID}/photo/4", True),
+        (f"https://x.com/bob/status/{TWEET_ID}", False),
+        (f"https://x.com/bob/status/{TWEET_ID + 1}/photo/1", False),
+        (f"https://x.com/bob/status/{TWEET_ID}/photo/1/extra", False),
+        (f"https://evil.example/x.com/bob/status/{TWEET_ID}/photo/1", False),
+        (None, False),
+    ],
+)
+def test_is_media_page(url: str | None, expected: bool) -> None:
+    assert is_media_page(url, TWEET_ID) is expected
 
 
 def test_long_post_uses_note_tweet_text_and_entities() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
 from d3.snowflake import datetime_to_id
@@ -122,7 +123,7 @@ def gql_tweet(
 def timeline(*tweets: dict[str, Any]) -> dict[str, Any]:
     entries = [
         {
-            "entryId": f"tweet-{t['rest_id']}",
+            "entryId": f"tweet-{t.get('rest_id') or t['tweet']['rest_id']}",
             "content": {"itemContent": {"tweet_results": {"result": t}}},
         }
         for t in tweets
@@ -248,7 +249,10 @@ def test_tweet_whose_id_contradicts_its_time_is_refused(tw: ModuleType) -> None:
 
 
 class FakeApi:
-    """twscrape.API's surface as TwscrapeSource uses it, answering from GraphQL bodies."""
+    """twscrape.API's surface as TwscrapeSource uses it, answering from GraphQL bodies.
+
+    `search_raw` yields one HTTP response per page, as twscrape's does; `search` is
+    twscrape's own composition of it (`parse_tweets` over every page)."""
 
     def __init__(self, tw: ModuleType, pool: Any) -> None:
         self.tw = tw
@@ -257,10 +261,14 @@ class FakeApi:
         self.details: dict[int, Any] = {}
         self.queries: list[tuple[str, int]] = []
 
-    async def search(self, q: str, limit: int = -1) -> AsyncIterator[Any]:
+    async def search_raw(self, q: str, limit: int = -1) -> AsyncIterator[httpx.Response]:
         self.queries.append((q, limit))
         for body in self.pages:
-            for tweet in self.tw.parse_tweets(body):
+            yield httpx.Response(200, json=body)
+
+    async def search(self, q: str, limit: int = -1) -> AsyncIterator[Any]:
+        async for response in self.search_raw(q, limit):
+            for tweet in self.tw.parse_tweets(response.json(), limit):
                 yield tweet
 
     async def tweet_details_raw(self, twid: int) -> Any:
@@ -330,7 +338,6 @@ def test_search_bounds_retweets_and_referenced(tw: ModuleType, tmp_path: Path) -
     source, api = make_source(tw, tmp_path)
     api.pages = [timeline(hit_b, rt, hit_a)]
     result = asyncio.run(source.search("#ai", since_id=since_id, limit=10))
-    # The quoted tweet rides along in the page but is older than since_id: not a hit.
     assert [r.id for r in result.records] == [tweet_id(12), tweet_id(10)]
     assert result.rejected == 1  # the retweet
     assert result.newest_id == tweet_id(12)
@@ -341,6 +348,61 @@ def test_search_bounds_retweets_and_referenced(tw: ModuleType, tmp_path: Path) -
     result = asyncio.run(source.search("#ai", since_id=since_id, limit=10))
     assert {r.id for r in result.records} == {tweet_id(12), tweet_id(10), tweet_id(2), tweet_id(1)}
     assert result.newest_id == tweet_id(12)
+
+
+def visible(tweet: dict[str, Any]) -> dict[str, Any]:
+    """A tweet as X wraps it when it carries visibility notes (twscrape issue #53); the
+    wrapped tweet has no `__typename` of its own."""
+    inner = {k: v for k, v in tweet.items() if k != "__typename"}
+    return {"__typename": "TweetWithVisibilityResults", "tweet": inner}
+
+
+def test_search_stores_only_the_tweets_the_search_returned(tw: ModuleType, tmp_path: Path) -> None:
+    """twscrape's parser yields every tweet object in a page, the quoted tweets nested in
+    the hits included. Those are not results: stored as rows they would be tweets the query
+    never matched, and they took the places of real hits under `limit`. Bounds do not catch
+    them (a quote is older than its quoter but usually inside the window)."""
+    quoted = gql_tweet(tweet_id(2), ALICE, "quoted, not matching")
+    quoting = gql_tweet(tweet_id(20), BOB, "quoting it #ai", quoted=quoted)
+    older_hit = gql_tweet(tweet_id(10), ALICE, "older hit #ai")
+
+    source, api = make_source(tw, tmp_path)
+    api.pages = [timeline(quoting, older_hit)]
+    result = asyncio.run(source.search("#ai", limit=10))
+    assert [r.id for r in result.records] == [tweet_id(20), tweet_id(10)]
+    assert result.records[0].quoted_id == tweet_id(2)  # referenced, not stored
+    assert result.newest_id == tweet_id(20)
+    # The nested quote must not use up the limit either.
+    result = asyncio.run(source.search("#ai", limit=2))
+    assert [r.id for r in result.records] == [tweet_id(20), tweet_id(10)]
+
+    # Wrapped hits are hits; what they quote still is not.
+    api.pages = [timeline(visible(quoting), older_hit)]
+    result = asyncio.run(source.search("#ai", limit=10))
+    assert [r.id for r in result.records] == [tweet_id(20), tweet_id(10)]
+
+
+def test_a_quoted_or_retweeted_tweet_that_is_itself_a_hit_is_kept(
+    tw: ModuleType, tmp_path: Path
+) -> None:
+    """twscrape parses a tweet once per page, wherever it first appears, and drops every
+    tweet some retweet in the page points at; a tweet the search returned must be kept
+    all the same."""
+    quoted = gql_tweet(tweet_id(2), ALICE, "quoted and matching #ai")
+    quoting = gql_tweet(tweet_id(20), BOB, "quoting it #ai", quoted=quoted)
+    original = gql_tweet(tweet_id(5), ALICE, "original #ai")
+    rt = gql_tweet(tweet_id(15), BOB, "RT @alice: original #ai", retweeted=original)
+
+    source, api = make_source(tw, tmp_path)
+    api.pages = [timeline(quoting, rt, original, quoted)]
+    result = asyncio.run(source.search("#ai", limit=10))
+    assert [r.id for r in result.records] == [tweet_id(20), tweet_id(5), tweet_id(2)]
+    assert result.records[1].text == "original #ai"
+    assert result.rejected == 1  # the retweet
+    # On a later page too.
+    api.pages = [timeline(quoting), timeline(quoted)]
+    result = asyncio.run(source.search("#ai", limit=10))
+    assert [r.id for r in result.records] == [tweet_id(20), tweet_id(2)]
 
 
 def test_search_stops_at_limit_and_respects_time_window(tw: ModuleType, tmp_path: Path) -> None:

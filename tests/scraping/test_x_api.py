@@ -14,7 +14,14 @@ import tweepy
 
 from d3.snowflake import id_to_datetime
 from scraping.local_x_server import LocalXServer
-from scraping.source import SourceAuthError, SourceError, SourceUnavailable, TweetSource
+from scraping.source import (
+    LookupResult,
+    SourceAuthError,
+    SourceError,
+    SourceUnavailable,
+    SourceUsageCapped,
+    TweetSource,
+)
 from scraping.x_api import XApiSource, redirect_session
 from tests.scraping.support import (
     FakeSleep,
@@ -195,6 +202,31 @@ def test_rate_limit_without_end_is_bounded(
     assert len(sleep.calls) == 2
 
 
+def test_usage_cap_fails_fast_instead_of_waiting_for_the_window(
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+) -> None:
+    """The cap's 429 carries a reset 30 s ahead, well under max_wait_s: a client that took
+    it for a rate limit would sleep and retry until it gave up, burning its retries (and
+    up to max_retries x max_wait_s of a miner's time) on a cap that lasts until next month."""
+    server.inject_faults(usage_capped=10, reset_in_s=30)
+    source = make_source(max_wait_s=600)
+    before = len(server.requests)
+
+    with pytest.raises(SourceUsageCapped, match="Monthly product cap") as info:
+        run(source.search(TAGS))
+    assert not isinstance(info.value, SourceUnavailable)
+    assert sleep.calls == []
+    assert [r.status for r in api_requests(server, before)] == [429]
+
+    # A look-up stops at the first capped batch: one request and one error, not one
+    # failed batch (and a warning) per 100 IDs.
+    with pytest.raises(SourceUsageCapped):
+        run(source.lookup(server.corpus.ids[:250]))
+    assert sleep.calls == []
+    assert len(api_requests(server, before)) == 2
+    assert server.faults.usage_capped == 8
+
+
 def test_server_errors_are_retried_with_backoff(
     server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
 ) -> None:
@@ -307,6 +339,62 @@ def test_lookup_partial_errors_only_blame_asked_ids(
     assert result.failed == set()
     for tweet_id in with_refs:
         assert record_fields(result.found[tweet_id]) == expected_fields(corpus, tweet_id)
+
+
+def test_lookup_errors_naming_the_id_only_in_value_are_missing(
+    server: LocalXServer, make_source: SourceFactory
+) -> None:
+    """X's not-found entries do not always carry `resource_id`; the ID is in `value` (with
+    `parameter: "ids"`). Reading only `resource_id` made deleted tweets "failed", so a
+    validator never learned that a miner's tweet does not exist."""
+    real = server.corpus.ids[200:203]
+    unknown = [real[0] + 1, server.corpus.ids[-1] + 77]
+    server.inject_faults(not_found_by_value=1)
+    result = run(make_source().lookup([*real, *unknown]))
+    assert server.faults.not_found_by_value == 0  # the fault was served
+    assert set(result.found) == set(real)
+    assert result.missing == set(unknown)
+    assert result.failed == set()
+
+
+def test_sort_lookup_reads_only_errors_about_asked_ids(make_source: SourceFactory) -> None:
+    """Real payload shapes: value-only and resource_id entries for asked IDs count; entries
+    about referenced tweets (parameter referenced_tweets.id) or other IDs do not."""
+    asked, by_value, by_resource, silent = 1 << 40, (1 << 40) + 1, (1 << 40) + 2, (1 << 40) + 3
+    payload = {
+        "errors": [
+            {
+                "value": str(by_value),
+                "detail": f"Could not find tweet with ids: [{by_value}].",
+                "title": "Not Found Error",
+                "resource_type": "tweet",
+                "parameter": "ids",
+                "type": "https://api.twitter.com/2/problems/resource-not-found",
+            },
+            {
+                "value": str(by_resource),
+                "resource_id": str(by_resource),
+                "title": "Authorization Error",
+                "resource_type": "tweet",
+                "parameter": "ids",
+                "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+            },
+            {  # a referenced tweet that happens to share nothing with what we asked
+                "value": "77",
+                "resource_id": "77",
+                "title": "Authorization Error",
+                "resource_type": "tweet",
+                "parameter": "referenced_tweets.id",
+                "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+            },
+            {"value": str(silent), "parameter": "expansions", "title": "Invalid Request"},
+        ]
+    }
+    result = LookupResult()
+    make_source()._sort_lookup([asked, by_value, by_resource, silent], payload, result)
+    assert result.missing == {by_value, by_resource}
+    assert result.failed == {asked, silent}
+    assert 77 not in result.missing | result.failed
 
 
 def test_lookup_outage_is_failed_not_missing(
