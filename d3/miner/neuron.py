@@ -30,9 +30,10 @@ from d3.miner.hosts import DatasetHost, HuggingFaceHost, LocalDirHost, S3Host
 from d3.miner.publisher import Publisher, PublishError
 from d3.miner.store import TweetStore
 from scraping.query_plan import QueryPlan, QueryPlanError, default_plan, load_plan
-from scraping.source import SourceAuthError, SourceError, TweetSource
+from scraping.source import SourceAuthError, SourceError, SourceUsageCapped, TweetSource
 
 AUTH_BACKOFF_S = 600.0
+USAGE_CAP_BACKOFF_S = 3600.0  # a spent monthly cap: ask X once an hour, not every query
 STORE_BACKOFF_S = 5.0
 
 
@@ -142,6 +143,14 @@ async def scrape_forever(
                     "source refused our credentials: {}; retry in {:.0f}s", error, AUTH_BACKOFF_S
                 )
                 await _sleep(stop, AUTH_BACKOFF_S)
+                break
+            except SourceUsageCapped as error:  # the plan's cap: hours or days, not minutes
+                log.error(
+                    "source usage cap reached: {}; raise the plan or wait, retry in {:.0f}s",
+                    error,
+                    USAGE_CAP_BACKOFF_S,
+                )
+                await _sleep(stop, USAGE_CAP_BACKOFF_S)
                 break
             except SourceError as error:
                 log.warning("search failed: {}", error)

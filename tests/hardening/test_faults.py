@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import random
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -248,3 +249,43 @@ def test_disk_full_while_the_miner_stores(tiny_disk: Path):
     assert reopened.count() >= acknowledged > 0
     assert reopened._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     reopened.close()
+
+
+def test_a_spent_usage_cap_stops_the_miner_asking_for_an_hour():
+    """A monthly cap does not lift in minutes: the scrape loop must not spend every due
+    query (and a warning each) on it, round after round."""
+    plan = parse_plan(
+        {
+            "defaults": {"interval_s": 10, "limit": 10, "languages": []},
+            "queries": [{"name": q, "keywords": [q]} for q in ("the", "data", "model")],
+        },
+        "test",
+    )
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, LocalXServer(seed=4, size=500) as x:
+        store = TweetStore(Path(tmp) / "store.sqlite")
+        x.inject_faults(usage_capped=100)
+        source = XApiSource(DEFAULT_TOKEN, api_base_url=x.base_url)
+
+        async def body():
+            stop, logged = asyncio.Event(), asyncio.Event()
+
+            def sink(message) -> None:  # loguru calls it on the loop's thread
+                errors.append(message.record["message"])
+                logged.set()
+
+            handle = logger.add(sink, level="ERROR")
+            task = asyncio.create_task(scrape_forever(source, plan, store, stop))
+            try:
+                await asyncio.wait_for(logged.wait(), 30)
+            finally:
+                logger.remove(handle)
+            stop.set()
+            await asyncio.wait_for(task, 30)  # the hour-long back-off ends on stop
+
+        asyncio.run(body())
+        store.close()
+        capped = 100 - x.faults.usage_capped
+    assert capped == 1  # one request, then the loop waits
+    [line] = [e for e in errors if "usage cap" in e]
+    assert "retry in 3600s" in line
