@@ -2,9 +2,11 @@
 
 Structure is cheap and total (schema, hashes, snowflakes, URLs, duplicates). Look-ups are
 expensive and budgeted, so they are sampled, with a seed the miner could not know when it
-committed (the manifest hash and the hash of the block after the commit). One altered
-tweet, or more missing tweets than deletions explain, rejects the whole manifest. An X
-outage gives no signal either way: the manifest is judged on structure alone.
+committed (the manifest hash and the hash of the block after the commit). Every field
+of a sampled row is held against the record X returns; one altered tweet (a difference
+no honest scraper makes), or more missing tweets than deletions explain, rejects the
+whole manifest, while differences time explains (counts, renamed handles) are accepted.
+An X outage gives no signal either way: the manifest is judged on structure alone.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import hashlib
 import random
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from loguru import logger
 
 from d3.manifest import ShardRef
-from d3.record import RecordError, check_table
+from d3.record import MAX_LIST_ITEMS, RecordError, TweetRecord, check_table
 from d3.shards import ShardError, ShardLimits, decode_shard
 
 # Tweets get deleted between scrape and check; this share of "not found" is tolerated.
@@ -34,9 +38,13 @@ class VerificationError(ValueError):
 
 @dataclass(frozen=True)
 class LookupAnswer:
-    """What X said about sampled IDs (the shape of a source's look-up result)."""
+    """What X said about sampled IDs (the shape of a source's look-up result).
 
-    found: dict[int, tuple[str, int]]  # id -> (text, author_id)
+    `found` holds the whole record X returned, normalised by the same code that made the
+    miners' records, so every field a miner publishes can be held against X's own.
+    """
+
+    found: dict[int, TweetRecord]  # id -> the record X returned
     missing: set[int] = field(default_factory=set)  # X says: no such tweet
     failed: set[int] = field(default_factory=set)  # no answer (outage): no signal
 
@@ -46,15 +54,36 @@ Lookup = Callable[[Sequence[int]], Awaitable[LookupAnswer]]
 
 @dataclass(frozen=True)
 class SampleVerdict:
+    """The outcome of one sample's look-ups.
+
+    `altered` are the tweets with a difference that cannot be honest (`reasons` says which
+    field, one line per tweet); `stale` counts, per field, the sampled tweets whose
+    difference time or scrapers explain (accepted). `renamed` maps each author whose
+    handle differs from X's to (the miner's handle, X's), out of `authors` distinct
+    authors compared: handles change, so a few are staleness, most are a rewrite.
+    """
+
     checked: int  # IDs X answered for
     altered: list[int]
     missing: list[int]
     unanswered: int
+    reasons: dict[int, str] = field(default_factory=dict)  # altered id -> one-line reason
+    stale: dict[str, int] = field(default_factory=dict)  # field -> tweets, accepted
+    renamed: dict[int, tuple[str, str]] = field(default_factory=dict)
+    authors: int = 0
 
     @property
     def rejected(self) -> str | None:
         if self.altered:
-            return f"tweet {self.altered[0]} differs from X ({len(self.altered)} altered)"
+            first = self.altered[0]
+            reason = self.reasons.get(first, f"tweet {first} differs from X")
+            return f"{reason} ({len(self.altered)} altered)"
+        if too_many_renamed(len(self.renamed), self.authors):
+            author_id, (mine, theirs) = next(iter(self.renamed.items()))
+            return (
+                f"author_username: {len(self.renamed)} of {self.authors} sampled authors "
+                f"carry a handle X does not (author {author_id}: @{mine}, X has @{theirs})"
+            )
         if self.checked and len(self.missing) > MAX_MISSING_SHARE * self.checked:
             return (
                 f"{len(self.missing)} of {self.checked} sampled tweets do not exist on X "
@@ -104,7 +133,46 @@ def sample_rows(table: pa.Table, size: int, seed: int) -> pa.Table:
     return table.take(pa.array(indices, pa.int64()))
 
 
+# -- comparing a row with X's record -------------------------------------------------------
+#
+# Each rule below is pure: a miner's value and X's in, a Difference (or None) out. A
+# difference is *fraud* when no honest scraper could have produced it (it rejects the
+# manifest), or *staleness* when time or a scraper's gaps explain it (accepted, counted).
+# The table of which is which is in docs/protocol.md, "What a look-up compares".
+
+# Counts grow after a scrape and shrink a little (unlikes, purged bots, deleted retweets):
+# a miner's count may exceed X's current one by this much, and no more.
+COUNT_SLACK = 5
+COUNT_SLACK_PERCENT = 10
+COUNT_FIELDS = ("like_count", "retweet_count", "reply_count", "quote_count", "view_count")
+REFERENCE_FIELDS = ("conversation_id", "in_reply_to_id", "quoted_id", "retweeted_id")
+# Handles change, rarely: a rewrite is when more than this share of the sampled authors
+# (and at least MIN_RENAMED_AUTHORS of them) carry a handle X does not know.
+MAX_RENAMED_SHARE = 0.5
+MIN_RENAMED_AUTHORS = 3
+UNDETERMINED_LANG = "und"
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One field of a miner's row that is not what X says, and whether it can be honest."""
+
+    field: str
+    detail: str
+    fraud: bool
+
+    def reason(self, tweet_id: int) -> str:
+        return f"tweet {tweet_id} differs from X in {self.field}: {self.detail}"
+
+
 _SPACE = re.compile(r"\s+")
+# X API v2 escapes exactly these three in `text` (not always in note_tweet.text); scrapers
+# of the web API pass them through or not. Nothing else is an entity X wrote, so a
+# general HTML unescape would turn a user's literal "&copy" into "©".
+_X_ENTITY = re.compile(r"&(amp|lt|gt);")
+_X_ENTITY_CHARS = {"amp": "&", "lt": "<", "gt": ">"}
 
 
 def normalise_text(text: str) -> str:
@@ -113,24 +181,234 @@ def normalise_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+def unescape_x(text: str) -> str:
+    """Undo X's HTML escaping, once: `&amp;amp;` is a user's literal `&amp;`, not `&`."""
+    return _X_ENTITY.sub(lambda m: _X_ENTITY_CHARS[m.group(1)], text)
+
+
+def _text_forms(text: str) -> set[str]:
+    """A text as it may have been served (escaped or not), normalised both ways: the side
+    that was escaped matches through its unescaped form, the side that was not through
+    its own, and a user's literal entity survives as itself."""
+    return {normalise_text(text), normalise_text(unescape_x(text))}
+
+
+def _snippet(text: str, at: int) -> str:
+    return repr(text[max(0, at - 15) : at + 35])
+
+
+def compare_text(mine: str, theirs: str) -> Difference | None:
+    """Equal after undoing X's escaping, NFC and whitespace runs; anything else is an
+    edit of what the author wrote (fraud)."""
+    if _text_forms(mine) & _text_forms(theirs):
+        return None
+    a, b = normalise_text(unescape_x(mine)), normalise_text(unescape_x(theirs))
+    at = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    return Difference(
+        "text", f"{_snippet(a, at)} where X has {_snippet(b, at)} (character {at})", fraud=True
+    )
+
+
+def compare_author_id(mine: int, theirs: int) -> Difference | None:
+    """The author is the tweet's identity on X: any other ID is misattribution."""
+    if mine == theirs:
+        return None
+    return Difference("author_id", f"{mine}, X has {theirs}", fraud=True)
+
+
+def _second(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+def compare_created_at(mine: datetime, theirs: datetime) -> Difference | None:
+    """X reports whole seconds and never moves a tweet in time; the structural check only
+    holds created_at within a minute of the ID, so this is where a shift shows."""
+    if _second(mine) == _second(theirs):
+        return None
+    shift = (_second(mine) - _second(theirs)).total_seconds()
+    return Difference(
+        "created_at", f"{shift:+.0f} s from X's {_second(theirs):%Y-%m-%dT%H:%M:%SZ}", fraud=True
+    )
+
+
+def compare_lang(mine: str | None, theirs: str | None) -> Difference | None:
+    """X's language tag, exactly, when X reports one (a missing tag and "und" both mean
+    undetermined). X tags a tweet once; a different tag is a rewrite."""
+    if theirs is None:
+        return None
+    if (mine or UNDETERMINED_LANG) == theirs:
+        return None
+    return Difference("lang", f"{mine!r}, X has {theirs!r}", fraud=True)
+
+
+def compare_reference(name: str, mine: int | None, theirs: int | None) -> Difference | None:
+    """Conversation, reply, quote and retweet links are fixed when a tweet is posted:
+    exact, and null only where X's is null (a null claims "not a reply")."""
+    if mine == theirs:
+        return None
+    return Difference(name, f"{mine}, X has {theirs}", fraud=True)
+
+
+def count_slack(theirs: int) -> int:
+    """How far above X's current count a miner's may be: max(5, 10 %), in integers (a
+    float would round counts near the int64 limit)."""
+    return max(COUNT_SLACK, theirs * COUNT_SLACK_PERCENT // 100)
+
+
+def compare_count(name: str, mine: int | None, theirs: int | None) -> Difference | None:
+    """Counts grow after a scrape and shrink only a little, so a miner's reading is lower
+    than X's now (staleness) or at most the slack above it; beyond that it was inflated
+    (fraud). A count the miner left out is staleness too: it claims nothing."""
+    if theirs is None or mine == theirs:
+        return None  # X did not report it (old tweets have no views): nothing to hold it to
+    if mine is None:
+        return Difference(name, f"not recorded, X has {theirs}", fraud=False)
+    if mine > theirs + count_slack(theirs):
+        return Difference(
+            name, f"{mine}, X has {theirs} (at most {theirs + count_slack(theirs)})", fraud=True
+        )
+    return Difference(name, f"{mine}, X has {theirs}", fraud=False)
+
+
+def _hashtag(tag: str) -> str:
+    return unicodedata.normalize("NFC", tag).removeprefix("#").casefold()
+
+
+def _compare_set(
+    name: str, mine: set[str], theirs: set[str], theirs_full: bool
+) -> Difference | None:
+    """An item X does not have was added (fraud); an item X has that the miner lacks is a
+    scraper's gap (the web API gives a long post's entities for its first part only) and
+    is accepted. When X's list is at the record's cap, it was truncated in X's order and
+    a miner's other items prove nothing."""
+    extra = sorted(mine - theirs)
+    if extra and not theirs_full:
+        return Difference(name, f"{extra[0]!r} is not on X ({len(extra)} added)", fraud=True)
+    lacking = theirs - mine
+    if lacking:
+        return Difference(name, f"{len(lacking)} of X's {len(theirs)} not recorded", fraud=False)
+    return None
+
+
+def compare_hashtags(mine: Sequence[str], theirs: Sequence[str]) -> Difference | None:
+    """As sets, ignoring case, a leading '#' and Unicode form (X's tag keeps the author's
+    case, scrapers may not)."""
+    return _compare_set(
+        "hashtags",
+        {_hashtag(t) for t in mine},
+        {_hashtag(t) for t in theirs},
+        len(theirs) >= MAX_LIST_ITEMS,
+    )
+
+
+def _own_media_link(tweet_id: int) -> re.Pattern[str]:
+    # X API v2 lists the link to a tweet's own photo or video among its URLs, the web API
+    # among its media, so a record may carry it or not; the handle in it is whatever it
+    # was when posted. It is not a link the author wrote either way.
+    return re.compile(
+        rf"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/[^/?#]+/status/{tweet_id}"
+        r"/(?:photo|video)/\d+/?",
+        re.IGNORECASE,
+    )
+
+
+def compare_urls(tweet_id: int, mine: Sequence[str], theirs: Sequence[str]) -> Difference | None:
+    """As sets of expanded URLs, leaving out links to the tweet's own media."""
+    own = _own_media_link(tweet_id)
+    return _compare_set(
+        "urls",
+        {u for u in mine if not own.fullmatch(u)},
+        {u for u in theirs if not own.fullmatch(u)},
+        len(theirs) >= MAX_LIST_ITEMS,
+    )
+
+
+def compare_media_urls(mine: Sequence[str], theirs: Sequence[str]) -> Difference | None:
+    """As sets: sources list photos and videos in different orders."""
+    return _compare_set("media_urls", set(mine), set(theirs), len(theirs) >= MAX_LIST_ITEMS)
+
+
+def compare_author_username(mine: str, theirs: str) -> Difference | None:
+    """Handles change and X reports only today's, so a different one is staleness here.
+    The row's URL is already bound to its own handle by the structural check, so it cannot
+    contradict it; author_id is the identity. A sample where most authors differ is a
+    rewrite: `too_many_renamed`. Handles are case-insensitive on X."""
+    if mine.casefold() == theirs.casefold():
+        return None
+    return Difference("author_username", f"@{mine}, X has @{theirs}", fraud=False)
+
+
+def too_many_renamed(renamed: int, authors: int) -> bool:
+    """More renamed authors in one sample than renames explain."""
+    return renamed >= MIN_RENAMED_AUTHORS and renamed > MAX_RENAMED_SHARE * authors
+
+
+def compare_row(row: Row, x: TweetRecord) -> list[Difference]:
+    """Every rule, in the order a reason should name them (fraud first is the caller's)."""
+    found = [
+        compare_author_id(row["author_id"], x.author_id),
+        compare_text(row["text"], x.text),
+        compare_created_at(row["created_at"], x.created_at),
+        compare_lang(row["lang"], x.lang),
+        *(compare_reference(n, row[n], getattr(x, n)) for n in REFERENCE_FIELDS),
+        compare_hashtags(row["hashtags"], x.hashtags),
+        compare_urls(x.id, row["urls"], x.urls),
+        compare_media_urls(row["media_urls"], x.media_urls),
+        *(compare_count(n, row[n], getattr(x, n)) for n in COUNT_FIELDS),
+        compare_author_username(row["author_username"], x.author_username),
+    ]
+    return [d for d in found if d is not None]
+
+
 async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
-    """Compare sampled rows with X: text after normalisation, and the author's ID."""
-    rows = sample.select(["id", "text", "author_id"]).to_pylist()
+    """Compare sampled rows with the records X returns, field by field (compare_row).
+
+    A fraud difference in any field marks the tweet altered; staleness is counted per
+    field and logged, and renamed handles are collected per author for the share rule.
+    """
+    rows = sample.to_pylist()
     answer = await lookup([r["id"] for r in rows])
-    altered, missing = [], []
+    altered: list[int] = []
+    missing: list[int] = []
+    reasons: dict[int, str] = {}
+    stale: dict[str, int] = {}
+    renamed: dict[int, tuple[str, str]] = {}
+    authors: set[int] = set()
     for row in rows:
-        if row["id"] in answer.found:
-            text, author_id = answer.found[row["id"]]
-            same_text = normalise_text(text) == normalise_text(row["text"])
-            if not same_text or author_id != row["author_id"]:
-                altered.append(row["id"])
-        elif row["id"] in answer.missing:
-            missing.append(row["id"])
+        tweet_id = row["id"]
+        x = answer.found.get(tweet_id)
+        if x is None:
+            if tweet_id in answer.missing:
+                missing.append(tweet_id)
+            continue
+        differences = compare_row(row, x)
+        fraud = [d for d in differences if d.fraud]
+        if fraud:
+            altered.append(tweet_id)
+            reasons[tweet_id] = fraud[0].reason(tweet_id)
+            continue
+        authors.add(x.author_id)
+        for d in differences:
+            stale[d.field] = stale.get(d.field, 0) + 1
+            logger.debug("accepted difference from X: {}", d.reason(tweet_id))
+            if d.field == "author_username":
+                renamed.setdefault(x.author_id, (row["author_username"], x.author_username))
+    if stale:
+        logger.info(
+            "sample: accepted (stale) differences from X: {}",
+            ", ".join(f"{name} in {n} tweets" for name, n in sorted(stale.items())),
+        )
     return SampleVerdict(
         checked=len(answer.found) + len(missing),
         altered=altered,
         missing=missing,
         unanswered=len(rows) - len(answer.found) - len(missing),
+        reasons=reasons,
+        stale=stale,
+        renamed=renamed,
+        authors=len(authors),
     )
 
 

@@ -1,4 +1,8 @@
-"""Adapt a tweet source's look-up to what the verifier needs, keeping outages blameless."""
+"""Adapt a tweet source's look-up to what the verifier needs, keeping outages blameless.
+
+X's records are passed through whole: the verifier compares every field a miner
+publishes, and they come from the same normaliser that made the miners' records.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ def source_lookup(source: TweetSource) -> Lookup:
         except SourceError as error:
             logger.warning("X look-up failed: {} (no signal for this sample)", error)
             return LookupAnswer(found={}, failed=set(ids))
-        found = {i: (r.text, r.author_id) for i, r in result.found.items()}
-        return LookupAnswer(found=found, missing=set(result.missing), failed=set(result.failed))
+        return LookupAnswer(
+            found=dict(result.found), missing=set(result.missing), failed=set(result.failed)
+        )
 
     return lookup

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import bittensor as bt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from d3.dev.synthetic import synthetic_table
@@ -86,13 +87,31 @@ def test_fabricated_tweets_with_consistent_snowflakes_fail_the_lookups(
     run(body())
 
 
-@pytest.mark.parametrize("field", ["text", "author_id"])
+# How an alterer rewrites one field of a real tweet; every one must be caught on X.
+_ALTERATIONS = {
+    "text": lambda value, invented: value + " (edited)",
+    "author_id": lambda value, invented: value + 1,
+    "like_count": lambda value, invented: value * 100,
+    "view_count": lambda value, invented: value * 100,
+    "created_at": lambda value, invented: value + timedelta(seconds=59),
+    "hashtags": lambda value, invented: [*value, "d3airdrop"],
+    "lang": lambda value, invented: "ja" if value == "en" else "en",
+    "in_reply_to_id": lambda value, invented: invented if value != invented else invented + 1,
+}
+
+
+@pytest.mark.parametrize("field", list(_ALTERATIONS))
 def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, field):
-    real = x_world.tweets.slice(360, 60)
+    real = x_world.tweets.slice(360)
+    if field.endswith("_count"):  # x100 leaves a zero as it is: alter tweets that have some
+        real = real.filter(pc.greater(real[field], 0))
+    real = real.slice(0, 60)
+    invented = x_world.tweets["id"][0].as_py()  # a real tweet this one does not reply to
     values = real[field].to_pylist()
     for i in range(0, len(values), 3):  # 20 of 60 rows altered; any 50-row sample hits some
-        values[i] = values[i] + " (edited)" if field == "text" else values[i] + 1
+        values[i] = _ALTERATIONS[field](values[i], invented)
     altered = with_column(real, field, values)
+    check_table(altered, datetime.now(UTC))  # structurally perfect: only X can tell
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
@@ -109,7 +128,7 @@ def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, 
                 logs,
                 "alterer",
                 forged,
-                r"^tweet \d+ differs from X \(\d+ altered\)$",
+                rf"^tweet \d+ differs from X in {field}: .+ \(\d+ altered\)$",
             )
             _honest_credited(arena, report, logs, await arena.credited(runner), honest)
             await arena.close()

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from d3.commitment import Commitment, parse_locator
 from d3.manifest import Manifest, build_manifest
+from d3.record import TweetRecord, table_to_records
 from d3.shards import encode_shard
 from d3.validator.verifier import LookupAnswer
 
@@ -42,15 +43,15 @@ class TruthLookup:
     """X as a table of the real tweets: what a look-up would answer."""
 
     def __init__(self, *tables: pa.Table):
-        self.truth: dict[int, tuple[str, int]] = {}
+        self.truth: dict[int, TweetRecord] = {}
         for table in tables:
             self.add(table)
         self.calls = 0
         self.down = False
 
     def add(self, table: pa.Table) -> None:
-        for row in table.select(["id", "text", "author_id"]).to_pylist():
-            self.truth[row["id"]] = (row["text"], row["author_id"])
+        for record in table_to_records(table):
+            self.truth[record.id] = record
 
     async def __call__(self, ids) -> LookupAnswer:
         self.calls += 1
