@@ -30,8 +30,9 @@ What cannot match X API v2 exactly, and what we do about it:
   rejected; a look-up reports them as failed (no signal either way). The retweeted
   tweet itself is kept with `include_referenced=True`.
 - Media URLs are photos, then videos, then GIFs (twscrape groups them by type), and URLs
-  are de-duplicated (twscrape lists a long post's links twice). Validators compare text
-  and author only, so neither can cost a miner.
+  are de-duplicated (twscrape lists a long post's links twice). Validators compare lists
+  as sets and count what a row lacks as staleness (docs/protocol.md), so neither can cost
+  a miner.
 
 Search hits are read from the raw pages (`search_raw`), not from twscrape's `search`:
 its parser yields every tweet object in a page, so the tweets a hit quotes came back as

@@ -40,6 +40,17 @@ def _constants() -> str:
             "before a manifest counts as fabricated",
         ),
         (
+            "count tolerance",
+            f"max({verifier.COUNT_SLACK}, {verifier.COUNT_SLACK_PERCENT} %)",
+            "`d3/validator/verifier.py`: how far a row's counts may exceed X's current ones",
+        ),
+        (
+            "renamed handles",
+            f"≤ {verifier.MAX_RENAMED_SHARE} of a sample's authors (fraud from "
+            f"{verifier.MIN_RENAMED_AUTHORS} up)",
+            "`d3/validator/verifier.py`: handles change (staleness); most of them is a rewrite",
+        ),
+        (
             "grace period",
             f"{limits.grace_blocks} blocks",
             "`--neuron.grace_blocks`: time to upload after committing",

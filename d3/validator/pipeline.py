@@ -370,6 +370,8 @@ class ManifestPipeline:
                 sample.num_rows,
             )
         prepared.sampled = True
+        stale = ", ".join(f"{n} {name}" for name, n in sorted(verdict.stale.items()))
         prepared.notes.append(
             f"{verdict.checked} of {sample.num_rows} sampled tweets confirmed on X"
+            + (f" (stale, accepted: {stale})" if stale else "")
         )
