@@ -69,6 +69,9 @@ TOPICS = [
 POLL_BLOCKS = (2, 5, 11, 1)
 MAX_VALIDATORS = len(POLL_BLOCKS)
 GRACE_BLOCKS = 10  # --neuron.grace_blocks of every validator
+# --scoring.period_blocks of every validator: short, so that periods close and their
+# audits run within a local network's few hundred blocks (finney's is 7200).
+PERIOD_BLOCKS = 30
 # How long the validators get, after the miners stop, to judge everything on chain. The
 # late one usually has most of its replay behind it by then; this bounds a stuck one.
 SETTLE_TIMEOUT_S = 180.0
@@ -174,9 +177,13 @@ async def backlog(
     cursors = await runner.state.cursors()
     unread = [r for r in commitments if r.block >= horizon and cursors.get(r.hotkey, -1) < r.block]
     queued = await runner.state.queue_size()
-    if not unread and not queued:
+    unaudited = len(await runner.state.audit_periods()) if runner.audit is not None else 0
+    if not unread and not queued and not unaudited:
         return None
-    return f"{queued} commitments queued, {len(unread)} hotkeys' newest commitment unread"
+    return (
+        f"{queued} commitments queued, {len(unread)} hotkeys' newest commitment unread, "
+        f"{unaudited} periods not audited"
+    )
 
 
 class LocalNet:
@@ -249,10 +256,10 @@ class LocalNet:
                 x_url,
                 "--verify.daily_budget",
                 "1000000",
-                "--verify.min_per_manifest",
-                "5",
-                "--verify.max_per_manifest",
-                "30",
+                "--verify.audit_lookups",
+                "200",
+                "--scoring.period_blocks",
+                str(PERIOD_BLOCKS),
                 "--neuron.poll_blocks",
                 str(spec.poll_blocks),
                 "--neuron.weights_interval",
@@ -476,7 +483,10 @@ class LocalNet:
         head = await chain.block()
         commitments = await chain.commitments(head)
         newest = max((r.block for r in commitments), default=0)
-        past_grace = newest + GRACE_BLOCKS + 1
+        # Past the grace period of the newest commitment, and past the block that seeds
+        # the audit of its period, so that every credited period is audited.
+        period_end = (newest // PERIOD_BLOCKS + 1) * PERIOD_BLOCKS - 1
+        past_grace = period_end + GRACE_BLOCKS + 1
         if head < past_grace:  # the miners are gone, so skipping these blocks changes
             # nothing but the wait (dev block timestamps follow block numbers)
             head = dev.advance(past_grace - head)

@@ -130,7 +130,7 @@ def test_backlog_waits_for_reads_and_judgements(redis_url):
         redis = aioredis.Redis.from_url(redis_url)
         try:
             state = ValidatorState(redis, "bk")
-            runner = SimpleNamespace(state=state, scoring=ScoringParams())
+            runner = SimpleNamespace(state=state, scoring=ScoringParams(), audit=None)
             first = CommitmentRecord("hk1", 10, "x", None)
             newest = [first, CommitmentRecord("hk2", 12, "y", None)]
             assert "2 hotkeys' newest commitment unread" in await backlog(runner, newest, 50)

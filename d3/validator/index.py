@@ -206,21 +206,18 @@ class TweetIndex:
         return bool(before), int(added)
 
     async def contains(self, ids: Iterable[int]) -> list[bool]:
-        """Membership for a few IDs (diagnostics and tests; ingest is the bulk path)."""
+        """Membership for a few IDs (audit candidates, diagnostics): each window read once."""
         wanted = list(ids)
-        keys = [self.window_key(i >> WINDOW_BITS) for i in wanted]
-        values = await self.redis.mget(keys) if keys else []
-        out = []
-        for tweet_id, data in zip(wanted, values, strict=True):
-            present = (
-                data is not None
-                and pc.is_in(
-                    pa.array([tweet_id & ((1 << WINDOW_BITS) - 1)], _U64),
-                    value_set=unpack_offsets(data),
-                )[0].as_py()
-            )
-            out.append(bool(present))
-        return out
+        windows = sorted({i >> WINDOW_BITS for i in wanted})
+        async with self.redis.pipeline(transaction=False) as pipe:  # keys span cluster slots
+            for window in windows:
+                pipe.get(self.window_key(window))
+            values = await pipe.execute() if windows else []
+        members: dict[int, set[int]] = {}
+        for window, data in zip(windows, values, strict=True):
+            members[window] = set(unpack_offsets(data).to_pylist()) if data else set()
+        mask = (1 << WINDOW_BITS) - 1
+        return [(i & mask) in members[i >> WINDOW_BITS] for i in wanted]
 
     async def credits(self) -> dict[str, dict[int, int]]:
         """hotkey -> period -> new unique IDs credited, summed over all groups."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from d3.validator import index, pipeline, scoring, verifier
+from d3.validator import audit, index, pipeline, scoring, verifier
 
 
 def _example() -> str:
@@ -20,8 +20,29 @@ def _example() -> str:
     return "\n".join(rows)
 
 
+def _detection() -> str:
+    """Binomial tail probabilities, computed here so the table cannot drift."""
+    from math import comb
+
+    def at_least(n: int, k: int, p: float) -> float:
+        return sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+    sizes = (audit.AuditParams.min_per_miner, 31, 100)
+    shares = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+    head = "| f | " + " | ".join(f"n = {n}: found ≥ 1 / over allowance" for n in sizes) + " |"
+    rows = [head, "| ---: |" + " ---: |" * len(sizes)]
+    for f in shares:
+        cells = []
+        for n in sizes:
+            over = int(verifier.MAX_MISSING_SHARE * n) + 1
+            cells.append(f"{at_least(n, 1, f):.0%} / {at_least(n, over, f):.0%}")
+        rows.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _constants() -> str:
     limits = pipeline.PipelineLimits()
+    params = audit.AuditParams()
     rows = [
         ("`PERIOD_BLOCKS`", scoring.PERIOD_BLOCKS, "`--scoring.period_blocks`: blocks per period"),
         ("`WINDOW_PERIODS`", scoring.WINDOW_PERIODS, "`--scoring.window_periods`"),
@@ -38,6 +59,22 @@ def _constants() -> str:
             verifier.MAX_MISSING_SHARE,
             "`d3/validator/verifier.py`: share of sampled tweets X may not find (deletions) "
             "before a manifest counts as fabricated",
+        ),
+        (
+            "audit look-ups",
+            f"{params.lookups_per_period:,} per period",
+            "`--verify.audit_lookups`: over all miners, in proportion to credit",
+        ),
+        ("audit minimum", f"{params.min_per_miner} per miner", "`--verify.audit_min`"),
+        (
+            "audit candidates",
+            f"{params.candidates_per_commitment} per commitment",
+            "`d3/validator/audit.py`: new rows each commitment keeps for the audit",
+        ),
+        (
+            "audit seed",
+            f"{params.delay_blocks} block after the grace period that follows the period",
+            "`d3/validator/audit.py`",
         ),
         (
             "count tolerance",
@@ -133,19 +170,52 @@ With `DECAY = {scoring.DECAY}` (equal scores share a rank; the next rank skips p
   not from the chain, and can still differ: *availability* (data uploaded after its grace
   period, or served to some validators and not others, is rejected by the validators
   that looked in time and may be accepted by one that bootstraps later; upload within
-  the grace period) and *X look-ups* (which manifests are sampled depends on each
-  validator's local look-up budget).
+  the grace period) and *X's answers* (a tweet deleted between two validators' audits
+  is found by one and missing for the other). Which tweets are audited is the same on
+  every validator.
+
+## The audit: no credit without evidence
+
+Look-ups on X are scarce (`--verify.daily_budget`, 10,000 a day by default, against tens
+of thousands of commitments), so they are spent per miner per period, where credit is
+at stake (`d3/validator/audit.py`):
+
+1. Each accepted commitment keeps `candidates_per_commitment` of its **new** rows (the
+   ones that earn credit; copies of other miners' tweets earn nothing and are never
+   audited; invented tweets are always new), ranked by a keyed hash of the tweet ID whose
+   key is the hash of the finalized block after the commit.
+2. When a period is closed (all its commitments judged, and the block `delay_blocks`
+   after its grace period final), each miner with credit in it gets
+   `max(min_per_miner, lookups_per_period × its share of the period's credit)` look-ups,
+   drawn from its candidates with probability proportional to each commitment's new
+   rows, seeded by that block's hash: every validator asks X about the same tweets.
+3. The period's credit counts only once audited, times `found / checked` (0 if one
+   sampled tweet was altered). A missing share above `MAX_MISSING_SHARE`, or an
+   alteration, also counts against credibility, once per audited commitment.
+
+Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
+share of one's credit (so it cannot raise the expected credit above the real tweets'),
+and deletions cost an honest miner only its deletions; beyond the deletion allowance it
+also costs credibility, which multiplies everything. A miner that invents everything is
+credited nothing once its first period is audited. Withholding an upload to dodge a bad
+ranking is a rejection, which costs credibility; the rejection rate of a miner that does
+that for an invented share `f` is `1 − (1 − f)^candidates`, so its credibility settles
+near `(1 − f)^candidates` while its gain is `1 / (1 − f)`: a loss for every `f > 0`.
+
+Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
+missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share
+`f` (binomial, ignoring deletions):
+
+{_detection()}
 
 ## What earns nothing
 
 - **Copies.** Tweets already in the index earn nothing, whoever committed them second.
   Committing first and uploading later is the protocol: the hash on chain fixes
   priority before the data is visible, so copying from a miner's host is always late.
-- **Fabrication and alteration.** A sample of every manifest is looked up on X, seeded by
-  the manifest hash and the hash of the block after the commit (unknown to the miner
-  when it committed). One altered tweet, or more missing tweets than `MAX_MISSING_SHARE`
-  allows, rejects the whole manifest and lowers credibility, which multiplies all of the
-  miner's score.
+- **Fabrication and alteration.** The period's audit (above) discounts credit by the
+  sampled share X does not find and zeroes it for one altered tweet; both beyond the
+  deletion allowance lower credibility, which multiplies all of the miner's score.
 - **Broken data.** Wrong schema, bad hashes or signatures, impossible snowflake times,
   future dates, duplicate IDs, oversized files, uploads that never appear: the manifest
   is rejected with a logged reason, and credibility drops.

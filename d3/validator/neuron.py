@@ -28,6 +28,7 @@ from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
 from d3.redis_url import connect_redis, validate_redis_url
 from d3.shards import ShardLimits
+from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
@@ -75,8 +76,14 @@ class VerifySection(Section):
     daily_budget: int = Field(
         10_000, ge=0, description="X look-ups per day (0 needs --verify.structure_only)"
     )
-    min_per_manifest: int = Field(5, gt=0, description="fewest look-ups worth spending")
-    max_per_manifest: int = Field(50, gt=0, description="most look-ups per manifest")
+    audit_lookups: int = Field(
+        AuditParams.lookups_per_period,
+        gt=0,
+        description="look-ups per audited period over all miners (same on every validator)",
+    )
+    audit_min: int = Field(
+        AuditParams.min_per_miner, gt=0, description="fewest look-ups per miner per period"
+    )
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
     x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
     structure_only: bool = Field(
@@ -140,6 +147,12 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
             "no look-up source: set --verify.x_bearer_token with a --verify.daily_budget "
             "above 0, or pass --verify.structure_only to credit on structure alone"
         )
+    audit = None
+    if lookup is not None:
+        audit = AuditParams(
+            lookups_per_period=config.verify.audit_lookups,
+            min_per_miner=config.verify.audit_min,
+        )
     fetch = config.fetch
     pipeline = ManifestPipeline(
         Fetcher(
@@ -153,12 +166,7 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         lambda: datetime.now(UTC),
         block_time_ms=chain.block_timestamp_ms,
         fresh_from_block=scoring.fresh_from_block,
-        lookup=lookup,
-        budget=LookupBudget(
-            config.verify.daily_budget,
-            config.verify.min_per_manifest,
-            config.verify.max_per_manifest,
-        ),
+        audit=audit,
         limits=PipelineLimits(
             max_rows=fetch.max_rows,
             grace_blocks=config.neuron.grace_blocks,
@@ -173,6 +181,8 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         scoring,
         concurrency=config.neuron.concurrency,
         round_seconds=config.neuron.round_seconds,
+        lookup=lookup,
+        budget=LookupBudget(config.verify.daily_budget),
     )
 
 

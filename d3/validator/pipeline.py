@@ -9,8 +9,6 @@ the index: ingestion happens afterwards, strictly in (commit block, hotkey) orde
 from __future__ import annotations
 
 import asyncio
-import bisect
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,16 +23,10 @@ from d3.commitment import Commitment
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
 from d3.shards import ShardLimits, shard_name
 from d3.snowflake import TWITTER_EPOCH_MS, ms_to_id
+from d3.validator.audit import AuditParams, lowest_keys, seed_of
 from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
 from d3.validator.state import ValidatorState
-from d3.validator.verifier import (
-    Lookup,
-    LookupBudget,
-    VerificationError,
-    check_sample,
-    sample_seed,
-    verify_shard,
-)
+from d3.validator.verifier import VerificationError, verify_shard
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class Prepared:
     manifests: list[Manifest]  # oldest first
     shard_ids: list[tuple[str, pa.Array]]  # (shard sha256, its tweet IDs) in manifest order
     notes: list[str] = field(default_factory=list)
-    sampled: bool = False  # X look-ups were spent on it
+    candidates: pa.Table | None = None  # rows ranked for the audit, lowest key first
     complete: bool = True  # False: older manifests only; the commitment's own comes later
     dropped: list[tuple[str, str]] = field(default_factory=list)  # ancestors that failed
 
@@ -111,8 +103,7 @@ class ManifestPipeline:
         now: Callable[[], datetime],
         block_time_ms: Callable[[int], Awaitable[int]] | None = None,
         fresh_from_block: Callable[[int], int] = lambda block: 0,
-        lookup: Lookup | None = None,
-        budget: LookupBudget | None = None,
+        audit: AuditParams | None = None,
         limits: PipelineLimits = PipelineLimits(),
         clock: Callable[[], float] | None = None,
     ):
@@ -124,32 +115,21 @@ class ManifestPipeline:
         self.block_time_ms = block_time_ms
         self.fresh_from_block = fresh_from_block
         self._times: dict[int, int] = {}
-        self.lookup = lookup
-        self.budget = budget
+        self.audit = audit  # None: structure-only, no audit candidates
         self.limits = limits
         self.clock = clock or (lambda: now().timestamp())
 
-    def sample_size(self) -> int:
-        """Look-ups for the next manifest. Called in ingest order, before preparation runs
-        concurrently, so the allotment does not depend on which download finishes first."""
-        if self.lookup is None or self.budget is None:
-            return 0
-        return self.budget.take(self.clock())
-
-    def refund(self, size: int) -> None:
-        if self.budget is not None and size:
-            self.budget.refund(size)
-
-    async def prepare(self, item: WorkItem, head_block: int, sample_size: int = 0) -> Outcome:
+    async def prepare(self, item: WorkItem, head_block: int) -> Outcome:
         """Everything about one commitment except writing it; never raises for bad data.
 
         Fetching has a deadline for the whole item (a little over one file's deadline, plus
         time for its declared bytes at `min_fetch_rate`, capped at `max_item_s`; a shard
         must be exactly its declared size), so a host serving each of many files just
         inside the per-file deadline cannot hold the global order for files x deadline.
-        The X look-ups come after, outside that deadline: X being slow is not the host's
-        fault. Only the miner's own failures reject it; the validator's are "pending" (and,
-        past the grace period, judged without touching credibility).
+        X look-ups happen later, in the period's audit (audit.py); here the commitment's
+        rows are only ranked for it. Only the miner's own failures reject it; the
+        validator's are "pending" (and, past the grace period, judged without touching
+        credibility).
         """
         log = logger.bind(
             hotkey=item.hotkey[:10], uid=item.uid, manifest=item.commitment.manifest_sha256[:12]
@@ -166,6 +146,7 @@ class ManifestPipeline:
         allowed = 1.25 * self.fetcher.limits.deadline_s  # a single slow file reports itself
         try:
             fresh_ms = await self._fresh_ms(item.block)
+            seed = await self._audit_seed(item)
             async with asyncio.timeout(allowed) as deadline:
                 manifests, complete = await self._walk(item, walked, fresh_ms, log)
                 declared = sum(r.bytes for m in manifests for r in m.body.shards)
@@ -175,9 +156,8 @@ class ManifestPipeline:
                 )
                 allowed += extra
                 deadline.reschedule(deadline.when() + extra)  # type: ignore[operator]
-                prepared, samples = await self._verify_data(item, manifests, sample_size, fresh_ms)
+                prepared = await self._verify_data(item, manifests, seed, fresh_ms)
             prepared.complete = complete
-            await self._check_on_x(samples, prepared, log)
             return prepared
         except SeedNotFinal as waiting:
             return Pending(item, str(waiting))
@@ -270,8 +250,8 @@ class ManifestPipeline:
         return kept, len(kept) == len(chain)
 
     async def _verify_data(
-        self, item: WorkItem, manifests: list[Manifest], sample_size: int, fresh_ms: int | None
-    ) -> tuple[Prepared, pa.Table | None]:
+        self, item: WorkItem, manifests: list[Manifest], seed: int | None, fresh_ms: int | None
+    ) -> Prepared:
         refs = [ref for m in manifests for ref in m.body.shards]
         seen: set[str] = set()
         refs = [r for r in refs if not (r.sha256 in seen or seen.add(r.sha256))]
@@ -280,13 +260,13 @@ class ManifestPipeline:
         total = sum(r.rows for r in refs)
         if total > self.limits.max_rows:
             raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
-        sample_at = await self._sample_positions(item, total, sample_size)
         now = self.now()
+        scan = self.audit.scan_rows if self.audit is not None else 0
         shard_ids: list[tuple[str, pa.Array]] = []
-        samples: list[pa.Table] = []
+        ranked: list[pa.Table] = []
         kept: list[Manifest] = []
         dropped: list[tuple[str, str]] = []
-        start, done = 0, set()
+        done: set[str] = set()
         own = manifests[-1].sha256
         for manifest in manifests:
             # Each manifest stands on its own: an ancestor that fails is dropped (and judged
@@ -294,18 +274,14 @@ class ManifestPipeline:
             # How far back a walk reaches can differ between validators (what they had
             # read); what a manifest is judged to be cannot.
             mine_ids: list[tuple[str, pa.Array]] = []
-            mine_samples: list[pa.Table] = []
+            mine_ranked: list[pa.Table] = []
             try:
                 for ref in manifest.body.shards:
                     if ref.sha256 in done:
                         continue
                     table = await self._shard(item, ref, now)
-                    lo = bisect.bisect_left(sample_at, start)
-                    hi = bisect.bisect_left(sample_at, start + ref.rows)
-                    if hi > lo:
-                        local = pa.array([p - start for p in sample_at[lo:hi]], pa.int64())
-                        mine_samples.append(table.take(local))
-                    start += ref.rows
+                    if seed is not None:  # keep only the rows the audit may ask about
+                        mine_ranked.append(lowest_keys(table, seed, scan))
                     mine_ids.append((ref.sha256, table["id"].combine_chunks()))
                     del table
                 ids = [i for _, i in mine_ids]
@@ -320,7 +296,7 @@ class ManifestPipeline:
             done.update(ref.sha256 for ref in manifest.body.shards)
             kept.append(manifest)
             shard_ids += mine_ids
-            samples += mine_samples
+            ranked += mine_ranked
         prepared = Prepared(item, kept, shard_ids, dropped=dropped)
         if fresh_ms is not None:
             first_fresh = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
@@ -331,7 +307,13 @@ class ManifestPipeline:
                 shard_ids[i] = (sha, kept)
             if stale:
                 prepared.notes.append(f"{stale} tweets older than the freshness bound earn nothing")
-        return prepared, pa.concat_tables(samples) if samples else None
+        if seed is not None and ranked:
+            candidates = lowest_keys(pa.concat_tables(ranked), seed, scan)
+            if fresh_ms is not None:  # stale rows earn nothing, so they are never audited
+                first = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
+                candidates = candidates.filter(pc.greater_equal(candidates["id"], first))
+            prepared.candidates = candidates
+        return prepared
 
     async def _shard(self, item: WorkItem, ref, now: datetime) -> pa.Table:
         if ref.bytes > self.limits.shard.max_bytes:
@@ -343,35 +325,13 @@ class ManifestPipeline:
         # GIL), so other miners' downloads and deadlines keep running.
         return await asyncio.to_thread(verify_shard, data, ref, self.limits.shard, now)
 
-    async def _sample_positions(self, item: WorkItem, total: int, size: int) -> list[int]:
-        size = min(size, total)
-        if self.lookup is None or size == 0:
-            return []
+    async def _audit_seed(self, item: WorkItem) -> int | None:
+        """The key that ranks this commitment's rows for the audit: from the hash of the
+        finalized block after the commit, which the miner could not know when it fixed its
+        data. None when no audit runs (structure-only)."""
+        if self.audit is None:
+            return None
         block_hash = await self.block_hash(item.block + 1)
-        if block_hash is None:  # the next block is not final yet: sample next round
-            raise SeedNotFinal(f"block {item.block + 1}, which seeds the sample, is not final yet")
-        seed = sample_seed(item.commitment.manifest_sha256, block_hash)
-        return sorted(random.Random(seed).sample(range(total), size))
-
-    async def _check_on_x(self, sample: pa.Table | None, prepared: Prepared, log) -> None:
-        if sample is None:
-            reason = "no X credentials" if self.lookup is None else "look-up budget spent"
-            prepared.notes.append(f"structure only ({reason})")
-            return
-        assert self.lookup is not None
-        verdict = await check_sample(sample, self.lookup)
-        reason = verdict.rejected
-        if reason is not None:
-            raise _Reject(reason)
-        if verdict.unanswered:
-            log.info(
-                "X gave no answer for {} of {} sampled tweets (no signal)",
-                verdict.unanswered,
-                sample.num_rows,
-            )
-        prepared.sampled = True
-        stale = ", ".join(f"{n} {name}" for name, n in sorted(verdict.stale.items()))
-        prepared.notes.append(
-            f"{verdict.checked} of {sample.num_rows} sampled tweets confirmed on X"
-            + (f" (stale, accepted: {stale})" if stale else "")
-        )
+        if block_hash is None:
+            raise SeedNotFinal(f"block {item.block + 1}, which seeds the audit, is not final yet")
+        return seed_of(item.commitment.manifest_sha256, block_hash)

@@ -20,15 +20,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from loguru import logger
 
 from d3.chain.interface import Chain, ChainVerdict, CommitmentRecord, MetagraphSnapshot
 from d3.commitment import CommitmentError, decode_commitment
+from d3.validator.audit import AuditResult, allot, draw, seed_of, table_to_bytes
 from d3.validator.history import new_commitments
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, Outcome, Pending, Prepared, Rejected, WorkItem
 from d3.validator.scoring import MinerScore, ScoringParams, score_miners
 from d3.validator.state import Judgement, ValidatorState, Verdict
+from d3.validator.verifier import MAX_MISSING_SHARE, Lookup, LookupBudget, check_sample
 
 
 @dataclass
@@ -40,6 +43,7 @@ class RoundReport:
     neutral: int = 0  # commitments judged without effect (undecodable, repeated manifests)
     new_unique: int = 0
     read: int = 0  # commitments read from chain history this round
+    audited: int = 0  # miners' periods audited this round
     caught_up: bool = True  # False: the round's time ran out with commitments still queued
 
 
@@ -53,6 +57,8 @@ class RoundRunner:
         scoring: ScoringParams,
         concurrency: int = 8,
         round_seconds: float = 600.0,
+        lookup: Lookup | None = None,
+        budget: LookupBudget | None = None,
     ):
         self.chain = chain
         self.index = index
@@ -62,6 +68,9 @@ class RoundRunner:
         self.concurrency = concurrency
         self.round_seconds = round_seconds
         self.batch = 4 * concurrency
+        self.lookup = lookup
+        self.budget = budget
+        self.audit = pipeline.audit  # None: structure-only, nothing is audited
 
     async def sync_history(self, head: int) -> int:
         """Queue every commitment made up to `head` that this validator has not read."""
@@ -118,6 +127,8 @@ class RoundRunner:
                     judged,
                     await self.state.queue_size(),
                 )
+        if report.caught_up:  # a pending upload stops judging; the audit of closed periods
+            await self.audit_periods(graph, report)  # waits on its own rule
         return report
 
     async def _triage(
@@ -146,14 +157,12 @@ class RoundRunner:
         triaged = [await self._triage(record, graph) for record in batch]
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def prepare(item: WorkItem, sample_size: int) -> Outcome:
+        async def prepare(item: WorkItem) -> Outcome:
             async with gate:
-                return await self.pipeline.prepare(item, graph.block, sample_size)
+                return await self.pipeline.prepare(item, graph.block)
 
-        sizes = [self.pipeline.sample_size() if isinstance(t, WorkItem) else 0 for t in triaged]
         tasks: list[asyncio.Task | None] = [
-            asyncio.create_task(prepare(t, n)) if isinstance(t, WorkItem) else None
-            for t, n in zip(triaged, sizes, strict=True)
+            asyncio.create_task(prepare(t)) if isinstance(t, WorkItem) else None for t in triaged
         ]
         applied, stop = 0, False
         try:
@@ -186,14 +195,6 @@ class RoundRunner:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
-            # Look-ups allotted to items not judged this round and not yet spent go back: a
-            # miner that never uploads must not drain the budget for the miners behind it.
-            for task, size in zip(tasks[applied:], sizes[applied:], strict=True):
-                if task is None:
-                    continue
-                spent = task.done() and not task.cancelled() and not task.exception()
-                if not (spent and getattr(task.result(), "sampled", False)):
-                    self.pipeline.refund(size)
         return applied, stop
 
     async def _apply(
@@ -215,6 +216,7 @@ class RoundRunner:
             log.warning("manifest rejected: {}", outcome.reason)
             return True
         period = self.scoring.period_of(item.block)
+        candidates = await self._new_candidates(outcome)  # before ingest: new = not yet indexed
         new = 0
         for shard_sha, ids in outcome.shard_ids:
             token = f"{shard_sha}:{item.hotkey}:{item.block}"  # one per shard per commitment
@@ -226,7 +228,10 @@ class RoundRunner:
             judgements.append(Judgement(dropped, False, reason, item.block))
             log.warning("ancestor manifest {} rejected: {}", dropped[:12], reason)
         verdict = Verdict(item.block, True, notes, True, sha, new) if outcome.complete else None
-        await self.state.judge(record, judgements, verdict)
+        audit = None
+        if self.audit is not None:
+            audit = (period, new, table_to_bytes(candidates) if candidates is not None else None)
+        await self.state.judge(record, judgements, verdict, audit)
         report.new_unique += new
         if not outcome.complete:
             log.info(
@@ -246,14 +251,106 @@ class RoundRunner:
         )
         return True
 
+    async def _new_candidates(self, outcome: Prepared) -> pa.Table | None:
+        """The first audit candidates, in key order, that this commitment brings new."""
+        ranked = outcome.candidates
+        if self.audit is None or ranked is None or ranked.num_rows == 0:
+            return None
+        present = await self.index.contains(ranked["id"].to_pylist())
+        keep = [i for i, seen in enumerate(present) if not seen]
+        keep = keep[: self.audit.candidates_per_commitment]
+        return ranked.take(pa.array(keep, pa.int64())) if keep else None
+
+    async def audit_periods(self, graph: MetagraphSnapshot, report: RoundReport) -> None:
+        """Audit every closed period: all its commitments judged, and the seed block
+        (`delay_blocks` after the grace period that follows the period) final."""
+        if self.audit is None or self.lookup is None:
+            return
+        final = min(graph.block, await self.chain.finalized_block())
+        head = await self.state.queue_head(1)
+        for period in await self.state.audit_periods():
+            last = (period + 1) * self.scoring.period_blocks - 1
+            seed_block = last + self.pipeline.limits.grace_blocks + self.audit.delay_blocks
+            if final < seed_block or (head and head[0].block <= last):
+                return  # not closed yet; later periods are not either
+            block_hash = await self.chain.block_hash(seed_block)
+            if block_hash is None:
+                return
+            if not await self._audit_period(period, seed_block, block_hash, report):
+                return  # look-ups ran out or X did not answer: the rest waits
+
+    async def _audit_period(
+        self, period: int, seed_block: int, block_hash: str, report: RoundReport
+    ) -> bool:
+        assert self.audit is not None and self.lookup is not None
+        credits = {h: per.get(period, 0) for h, per in (await self.index.credits()).items()}
+        done = await self.state.audits()
+        alloc = allot(credits, self.audit)
+        for hotkey, size in alloc.items():
+            if period in done.get(hotkey, {}):
+                continue
+            log = logger.bind(hotkey=hotkey[:10], period=period)
+            pool = await self.state.candidates(hotkey, period)
+            sample = draw(pool, size, seed_of(block_hash, hotkey, period))
+            if sample is None:  # credit, but not one row that earned it could be audited
+                result = AuditResult(0, 0, 0, "no audit candidates")
+            else:
+                if self.budget is not None and not self.budget.spend(sample.num_rows, time.time()):
+                    log.info("audit waits for look-up budget ({} needed)", sample.num_rows)
+                    return False
+                answer = await check_sample(sample, self.lookup)
+                if answer.unanswered:
+                    log.info("audit waits: X gave no answer for {} tweets", answer.unanswered)
+                    return False
+                found = answer.checked - len(answer.missing)
+                result = AuditResult(
+                    answer.checked, found, len(answer.altered), answer.rejected or ""
+                )
+            failed = (
+                bool(result.altered)
+                or result.checked == 0
+                or (result.checked - result.found > MAX_MISSING_SHARE * result.checked)
+            )
+            verdict = Verdict(
+                seed_block,
+                not failed,
+                f"audit of period {period}: {result.found} of {result.checked} found"
+                + (f"; {result.reason}" if result.reason else ""),
+                True,
+                weight=max(1, len(pool)),
+            )
+            await self.state.record_audit(hotkey, period, result, verdict)
+            report.audited += 1
+            num, den = result.factor
+            log.bind(uid=None).log(
+                "WARNING" if failed else "INFO",
+                "audit of period {}: {} of {} sampled tweets found on X, {} altered; {} of "
+                "{} credited tweets count",
+                period,
+                result.found,
+                result.checked,
+                result.altered,
+                credits[hotkey] * num // den,
+                credits[hotkey],
+            )
+        await self.state.close_audit_period(period)
+        return True
+
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
+        factors = None
+        if self.audit is not None:
+            factors = {
+                hotkey: {period: result.factor for period, result in per.items()}
+                for hotkey, per in (await self.state.audits()).items()
+            }
         return score_miners(
             neurons,
             await self.index.credits(),
             await self.state.credibility(self.scoring.window_start(graph.block)),
             graph.block,
             self.scoring,
+            factors,
         )
 
     async def set_weights(self, scores: Iterable[MinerScore], version_key: int) -> ChainVerdict:

@@ -1,9 +1,12 @@
 """The incentive mechanism: from credited unique tweets to weights.
 
     score(h)   = unique(h) × credibility(h)
-    unique(h)  = new unique tweets credited to hotkey h in the last WINDOW_PERIODS periods
-                 (a period is PERIOD_BLOCKS blocks), from the period of h's registration on;
-                 credit belongs to a hotkey, so a replaced uid's successor starts at zero
+    unique(h)  = Σ over the audited periods p of the last WINDOW_PERIODS periods (a period is
+                 PERIOD_BLOCKS blocks), from the period of h's registration on, of
+                 ⌊new unique tweets credited to h in p × found(h, p) / checked(h, p)⌋:
+                 the share of h's sampled tweets X found (0 if one was altered); a
+                 period counts only once audited; credit belongs to a hotkey, so a
+                 replaced uid's successor starts at zero
     rank       = position in descending score; equal scores share the better rank and
                  the next score skips past them (1, 1, 3)
     weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
@@ -88,12 +91,29 @@ def update_credibility(current: float, verified: bool, alpha: float = CREDIBILIT
 
 
 def windowed_unique(
-    per_period: Mapping[int, int], current_block: int, registered_block: int, params: ScoringParams
+    per_period: Mapping[int, int],
+    current_block: int,
+    registered_block: int,
+    params: ScoringParams,
+    factors: Mapping[int, tuple[int, int]] | None = None,
 ) -> int:
-    """Credit inside the rolling window and not older than the hotkey's registration."""
+    """Credit inside the rolling window and not older than the hotkey's registration.
+
+    With `factors` (period -> found, checked: the audits), a period counts only once
+    audited, and only for the share of its sampled tweets X found. Without, every period
+    counts in full (structure-only validation)."""
     newest = params.period_of(current_block)
     oldest = max(newest - params.window_periods + 1, params.period_of(registered_block))
-    return sum(count for period, count in per_period.items() if oldest <= period <= newest)
+    total = 0
+    for period, count in per_period.items():
+        if not oldest <= period <= newest:
+            continue
+        if factors is None:
+            total += count
+        elif period in factors:
+            found, checked = factors[period]
+            total += count * found // checked
+    return total
 
 
 def exponential_weights(scores: Mapping[int, float], decay: float) -> dict[int, float]:
@@ -113,15 +133,18 @@ def score_miners(
     credibility: Mapping[str, float],
     current_block: int,
     params: ScoringParams,
+    factors: Mapping[str, Mapping[int, tuple[int, int]]] | None = None,
 ) -> list[MinerScore]:
     """Scores for the registered neurons `(uid, hotkey, registered_block)`, by uid.
 
     Credits of hotkeys that are no longer registered are ignored: their uid now belongs to
-    someone else, who starts from zero.
+    someone else, who starts from zero. `factors` (hotkey -> period -> found, checked)
+    are the audits; None means structure-only validation (no audits).
     """
     rows = []
     for uid, hotkey, registered in neurons:
-        unique = windowed_unique(credits.get(hotkey, {}), current_block, registered, params)
+        mine = None if factors is None else factors.get(hotkey, {})
+        unique = windowed_unique(credits.get(hotkey, {}), current_block, registered, params, mine)
         cred = credibility.get(hotkey, INITIAL_CREDIBILITY)
         rows.append((uid, hotkey, unique, cred, unique * cred))
     weights = exponential_weights({r[0]: r[4] for r in rows}, params.decay)

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from d3.chain.interface import CommitmentRecord
+from d3.validator.audit import AuditResult, CandidateSet, table_from_bytes
 from d3.validator.scoring import CREDIBILITY_ALPHA, INITIAL_CREDIBILITY, update_credibility
 
 # Bumped when the layout changes; a validator that finds another version rebuilds from chain.
@@ -53,6 +54,7 @@ class Verdict:
     counts: bool = True
     manifest_sha256: str = ""
     new_unique: int = 0
+    weight: int = 1  # an audit's verdict speaks for every commitment it audited
 
     def to_json(self) -> str:
         return json.dumps(
@@ -62,6 +64,7 @@ class Verdict:
                 "counts": self.counts,
                 "manifest": self.manifest_sha256,
                 "new": self.new_unique,
+                "weight": self.weight,
             },
             sort_keys=True,
         )
@@ -70,7 +73,13 @@ class Verdict:
     def from_json(cls, block: int, raw: bytes | str) -> Verdict:
         doc = json.loads(raw)
         return cls(
-            block, doc["accepted"], doc["reason"], doc["counts"], doc["manifest"], doc["new"]
+            block,
+            doc["accepted"],
+            doc["reason"],
+            doc["counts"],
+            doc["manifest"],
+            doc["new"],
+            doc.get("weight", 1),
         )
 
 
@@ -89,7 +98,8 @@ def window_credibility(verdicts: Iterable[Verdict], alpha: float = CREDIBILITY_A
     cred = INITIAL_CREDIBILITY
     for verdict in sorted(verdicts, key=lambda v: v.block):
         if verdict.counts:
-            cred = update_credibility(cred, verdict.accepted, alpha)
+            for _ in range(verdict.weight):
+                cred = update_credibility(cred, verdict.accepted, alpha)
     return cred
 
 
@@ -158,6 +168,7 @@ class ValidatorState:
         record: CommitmentRecord,
         judgements: list[Judgement],
         verdict: Verdict | None,
+        audit: tuple[int, int, bytes | None] | None = None,
     ) -> None:
         """Record manifest judgements and, with `verdict`, the commitment's own outcome,
         which also takes it off the queue. `verdict` None: the commitment is only partly
@@ -175,7 +186,80 @@ class ValidatorState:
                 tx.hset(self._key("verdicts", hotkey), str(verdict.block), verdict.to_json())
                 tx.sadd(self._key("hotkeys"), hotkey)
                 tx.zrem(self._key("queue"), queue_member(record))
+            if audit is not None and audit[1] > 0:
+                period, new, rows = audit
+                field = f"{period}:{record.block}"
+                tx.hset(self._key("candn", hotkey), field, new)
+                if rows is not None:
+                    tx.hset(self._key("cand", hotkey), field, rows)
+                tx.sadd(self._key("audit_periods"), period)
             await tx.execute()
+
+    # -- audits ------------------------------------------------------------------------
+
+    async def audit_periods(self) -> list[int]:
+        """Periods with credit whose audit is not finished, oldest first."""
+        return sorted(int(p) for p in await self.redis.smembers(self._key("audit_periods")))
+
+    async def candidates(self, hotkey: str, period: int) -> list[CandidateSet]:
+        news = await self.redis.hgetall(self._key("candn", hotkey))
+        prefix = f"{period}:"
+        fields = sorted(
+            (_text(f) for f in news if _text(f).startswith(prefix)),
+            key=lambda f: int(f.split(":")[1]),
+        )
+        rows = await self.redis.hmget(self._key("cand", hotkey), fields) if fields else []
+        out = []
+        for name, data in zip(fields, rows, strict=True):
+            if data is not None:
+                block = int(name.split(":")[1])
+                out.append(CandidateSet(block, int(news[name.encode()]), table_from_bytes(data)))
+        return out
+
+    async def record_audit(
+        self, hotkey: str, period: int, result: AuditResult, verdict: Verdict
+    ) -> None:
+        """One miner's audit for one period and its credibility verdict, in one go."""
+        doc = json.dumps(
+            {
+                "checked": result.checked,
+                "found": result.found,
+                "altered": result.altered,
+                "reason": result.reason,
+            }
+        )
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hset(self._key("audits", hotkey), str(period), doc)
+            tx.hset(self._key("averdicts", hotkey), str(period), verdict.to_json())
+            tx.hset(self._key("averdict_blocks", hotkey), str(period), verdict.block)
+            await tx.execute()
+
+    async def audits(self) -> dict[str, dict[int, AuditResult]]:
+        hotkeys = sorted(_text(h) for h in await self.redis.smembers(self._key("hotkeys")))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for hotkey in hotkeys:
+                pipe.hgetall(self._key("audits", hotkey))
+            ledgers = await pipe.execute()
+        out: dict[str, dict[int, AuditResult]] = {}
+        for hotkey, ledger in zip(hotkeys, ledgers, strict=True):
+            for period, raw in ledger.items():
+                doc = json.loads(raw)
+                out.setdefault(hotkey, {})[int(period)] = AuditResult(
+                    doc["checked"], doc["found"], doc["altered"], doc["reason"]
+                )
+        return out
+
+    async def close_audit_period(self, period: int) -> None:
+        """Every miner of `period` is audited: drop its candidates."""
+        hotkeys = [_text(h) for h in await self.redis.smembers(self._key("hotkeys"))]
+        prefix = f"{period}:"
+        for hotkey in hotkeys:
+            for kind in ("cand", "candn"):
+                key = self._key(kind, hotkey)
+                fields = [f for f in await self.redis.hkeys(key) if _text(f).startswith(prefix)]
+                if fields:
+                    await self.redis.hdel(key, *fields)
+        await self.redis.srem(self._key("audit_periods"), period)
 
     async def verdicts(self, hotkey: str) -> list[Verdict]:
         raw = await self.redis.hgetall(self._key("verdicts", hotkey))
@@ -189,10 +273,14 @@ class ValidatorState:
         async with self.redis.pipeline(transaction=False) as pipe:
             for hotkey in hotkeys:
                 pipe.hgetall(self._key("verdicts", hotkey))
-            ledgers = await pipe.execute()
+                pipe.hgetall(self._key("averdicts", hotkey))
+                pipe.hgetall(self._key("averdict_blocks", hotkey))
+            raw = await pipe.execute()
         out = {}
-        for hotkey, ledger in zip(hotkeys, ledgers, strict=True):
+        for i, hotkey in enumerate(hotkeys):
+            ledger, audited, blocks = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
             verdicts = [Verdict.from_json(int(k), v) for k, v in ledger.items()]
+            verdicts += [Verdict.from_json(int(blocks[p]), v) for p, v in audited.items()]
             counted = [v for v in verdicts if v.block >= since_block and v.counts]
             if counted:  # the rest stand at INITIAL_CREDIBILITY
                 out[hotkey] = window_credibility(counted, alpha)

@@ -441,6 +441,18 @@ class LookupBudget:
         self.available -= size
         return size
 
+    def spend(self, size: int, now_s: float) -> bool:
+        """Take exactly `size` look-ups if the allowance has them (or is full: a larger
+        audit runs into debt that later refills pay back); False: wait."""
+        if self._last is not None:
+            refill = (now_s - self._last) * self.daily / 86_400
+            self.available = min(self.burst, self.available + refill)
+        self._last = now_s
+        if self.available < min(size, self.burst) or self.daily == 0:
+            return False
+        self.available -= size
+        return True
+
     def refund(self, size: int) -> None:
         """Give back an allotment that was not spent (its manifest was not checked)."""
         self.available = min(self.burst, self.available + size)

@@ -29,6 +29,7 @@ from d3.chain.sdk import SdkChain, commitment_info
 from d3.commitment import Commitment, parse_locator
 from d3.manifest import SIGNING_CONTEXT, Manifest, build_manifest
 from d3.shards import EncodedShard, encode_shard, sha256_hex
+from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
@@ -41,9 +42,13 @@ from tests.validator.conftest import NETUID, Net
 # The local X corpus ends here: fixed, so it is the same on every run, and in the past, so
 # no tweet is "from the future".
 CORPUS_END = datetime(2026, 1, 20, tzinfo=UTC)
-# Look-ups per manifest: larger than the unaltered part of every attacker's data set, so a
+# Look-ups per miner: larger than the unaltered part of every attacker's data set, so a
 # sample always hits an altered or fabricated row whatever the (random-signature) seed.
 SAMPLE = 50
+AUDIT = AuditParams(
+    lookups_per_period=2 * SAMPLE, min_per_miner=SAMPLE, candidates_per_commitment=SAMPLE
+)
+SCORING = ScoringParams(period_blocks=1000, window_periods=7, decay=0.5)
 
 
 # -- publishing ---------------------------------------------------------------------------
@@ -216,7 +221,7 @@ class Arena:
         fetcher = Fetcher(fetch or FetchLimits(deadline_s=10, retries=0), allow_file=True)
         self._closers += [redis.aclose, fetcher.close]
         if lookup is not None and budget is None:
-            budget = LookupBudget(1_000_000, minimum=1, maximum=SAMPLE)
+            budget = LookupBudget(10**9)
         state = ValidatorState(redis)
         pipeline = ManifestPipeline(
             fetcher,
@@ -224,8 +229,7 @@ class Arena:
             NETUID,
             self.chains["validator"].block_hash,
             lambda: datetime.now(UTC),
-            lookup=lookup,
-            budget=budget,
+            audit=AUDIT if lookup is not None else None,
             limits=limits or PipelineLimits(grace_blocks=5),
         )
         return RoundRunner(
@@ -233,8 +237,23 @@ class Arena:
             TweetIndex(redis),
             state,
             pipeline,
-            ScoringParams(period_blocks=1000, window_periods=7, decay=0.5),
+            SCORING,
+            lookup=lookup,
+            budget=budget,
         )
+
+    async def graph(self):
+        return await self.chains["validator"].metagraph()
+
+    async def audit(self, runner: RoundRunner) -> tuple[RoundReport, float]:
+        """Close the current period (advance to the block that seeds its audit) and run
+        the round that audits it."""
+        head = await self.chains["validator"].block()
+        end = (SCORING.period_of(head) + 1) * SCORING.period_blocks - 1
+        seed_block = end + runner.pipeline.limits.grace_blocks + AUDIT.delay_blocks
+        if head < seed_block:
+            self.net.dev.advance(seed_block - head)
+        return await self.round(runner)
 
     async def round(self, runner: RoundRunner) -> tuple[RoundReport, float]:
         """One validator round now; also its wall time in seconds."""

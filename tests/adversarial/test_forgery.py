@@ -38,14 +38,31 @@ async def _attacker_rejected(arena, runner, report, logs, name, published, patte
     assert (await runner.state.credibility())[arena.hotkey(name)] < INITIAL_CREDIBILITY
 
 
+async def _caught_by_the_audit(arena, runner, logs, name, pattern, real=0):
+    """Only X can tell: the attacker's manifest passes every structural check, and the
+    period's audit finds it out. With no real tweets it earns nothing; with `real` real
+    ones its score stays below an honest miner's with those tweets alone (the sampled
+    not-found share discounts its credit, and the missing share beyond the deletion
+    allowance costs credibility). The audit is logged against its hotkey."""
+    await arena.audit(runner)
+    hotkey = arena.hotkey(name)
+    [result] = (await runner.state.audits())[hotkey].values()
+    assert re.search(pattern, result.reason), result
+    scores = {s.hotkey: s for s in await runner.scores(await arena.graph())}
+    if real:
+        assert scores[hotkey].score < real * INITIAL_CREDIBILITY, scores[hotkey]
+    else:
+        assert scores[hotkey].unique == 0, scores[hotkey]
+    assert scores[hotkey].credibility < INITIAL_CREDIBILITY
+    assert any(line.startswith("audit of period") for line in logs.of(hotkey))
+    return scores
+
+
 def _honest_credited(arena, report, logs, credited, published, name="honest"):
     assert published.manifest_sha256 in report.accepted
     assert credited[name] == published.rows
     accepted = [m for m in logs.of(arena.hotkey(name)) if m.startswith("manifest accepted")]
-    assert accepted == [
-        f"manifest accepted: {published.rows} rows, {published.rows} new unique "
-        f"({SAMPLE} of {SAMPLE} sampled tweets confirmed on X)"
-    ]
+    assert accepted == [f"manifest accepted: {published.rows} rows, {published.rows} new unique"]
 
 
 @pytest.mark.parametrize("fabricated_share", ["all", "half"])
@@ -68,20 +85,20 @@ def test_fabricated_tweets_with_consistent_snowflakes_fail_the_lookups(
             forged = await arena.publish("fabricator", [attack])  # commits first, even
             honest = await arena.publish("honest", [_honest(x_world)])
             runner = arena.runner(redis_url, lookup=x_world.lookup())
-            net.dev.advance(1)  # the sample seed is the block after the commit
+            net.dev.advance(1)  # the audit's ranking is seeded by the block after the commit
             report, _ = await arena.round(runner)
-            await _attacker_rejected(
+            assert forged.manifest_sha256 in report.accepted  # structurally perfect
+            _honest_credited(arena, report, logs, await arena.credited(runner), honest)
+            real = attack.num_rows - fake.num_rows
+            scores = await _caught_by_the_audit(
                 arena,
                 runner,
-                report,
                 logs,
                 "fabricator",
-                forged,
                 rf"^\d+ of {SAMPLE} sampled tweets do not exist on X",
+                real=real,
             )
-            _honest_credited(arena, report, logs, await arena.credited(runner), honest)
-            # The fabricated IDs were not claimed: nobody's future credit is blocked by them.
-            assert await runner.index.contains(fake["id"].to_pylist()[:10]) == [False] * 10
+            assert scores[arena.hotkey("honest")].unique == HONEST_ROWS
             await arena.close()
 
     run(body())
@@ -121,16 +138,15 @@ def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, 
             runner = arena.runner(redis_url, lookup=x_world.lookup())
             net.dev.advance(1)
             report, _ = await arena.round(runner)
-            await _attacker_rejected(
+            assert forged.manifest_sha256 in report.accepted  # structurally perfect
+            _honest_credited(arena, report, logs, await arena.credited(runner), honest)
+            await _caught_by_the_audit(  # one altered tweet zeroes the period
                 arena,
                 runner,
-                report,
                 logs,
                 "alterer",
-                forged,
                 rf"^tweet \d+ differs from X in {field}: .+ \(\d+ altered\)$",
             )
-            _honest_credited(arena, report, logs, await arena.credited(runner), honest)
             await arena.close()
 
     run(body())
@@ -151,6 +167,7 @@ def test_copied_shards_resigned_later_earn_nothing(net, redis_url, logs, x_world
             runner = arena.runner(redis_url, lookup=x_world.lookup())
             net.dev.advance(1)
             report, _ = await arena.round(runner)
+            await arena.audit(runner)  # credit counts once its period is audited
             credited = await arena.credited(runner)
             scores = {
                 s.hotkey: s

@@ -160,35 +160,46 @@ def test_shards_declared_larger_than_they_are_are_rejected(net, redis_url, logs,
     assert credited == {"staller": 0, "honest": 100}
 
 
-def test_never_uploading_miner_cannot_drain_the_lookup_budget(net, redis_url, logs, x_world):
+def test_never_uploading_miner_and_tiny_commitments_cannot_drain_the_audit(
+    net, redis_url, logs, x_world
+):
+    """Look-ups go where credit is at stake: a commitment that never uploads, and cheap
+    one-row commitments, get no look-ups of their own, and the fabricator behind them is
+    audited in full."""
     fake = synthetic_table(60, seed=902, start=CORPUS_END - timedelta(days=1), source="x_api")
+    drainers = [f"d{i}" for i in range(5)]
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            arena = await Arena.open(client, net, ["ghost", "fabricator"])
-            # Commits, and never uploads.
+            arena = await Arena.open(client, net, ["ghost", *drainers, "fabricator"])
             ghost = await arena.publish("ghost", [x_world.tweets.slice(0, 10)], upload=False)
+            for i, name in enumerate(drainers):
+                await arena.publish(name, [x_world.tweets.slice(20 + i, 1)])
             forged = await arena.publish("fabricator", [fake])
-            # Two manifests' worth of look-ups per hour (burst), negligible refill in a test.
-            budget = LookupBudget(2 * SAMPLE * 24, minimum=1, maximum=SAMPLE)
+            budget = LookupBudget(10**9)
             runner = arena.runner(redis_url, lookup=x_world.lookup(), budget=budget)
             net.dev.advance(1)
             rounds = []
             for _ in range(3):  # a validator polls every few blocks during the grace period
                 rounds.append((await arena.round(runner))[0])
                 net.dev.advance(1)
-            net.dev.advance(2 * GRACE)
-            final, _ = await arena.round(runner)
-            credited = await arena.credited(runner)
+            final, _ = await arena.audit(runner)
+            scores = {s.hotkey: s for s in await runner.scores(await arena.graph())}
+            audits = await runner.state.audits()
             await arena.close()
-            return arena, rounds, final, credited, ghost, forged
+            return arena, rounds, final, scores, audits, ghost, forged
 
-    _, rounds, final, credited, ghost, forged = run(body())
-    assert all(r.pending == [ghost.manifest_sha256] for r in rounds)
-    assert final.rejected[ghost.manifest_sha256].startswith("not available")
-    # The fabricated tweets must still meet the look-ups (today: budget spent, accepted).
-    assert "do not exist on X" in final.rejected.get(forged.manifest_sha256, ""), final
-    assert credited["fabricator"] == 0
+    arena, rounds, final, scores, audits, ghost, _ = run(body())
+    rejected = {sha: why for r in [*rounds, final] for sha, why in r.rejected.items()}
+    assert rejected[ghost.manifest_sha256].startswith("not available")
+    [fabricated] = audits[arena.hotkey("fabricator")].values()
+    assert (fabricated.found, fabricated.checked) == (0, SAMPLE)
+    assert scores[arena.hotkey("fabricator")].unique == 0
+    for name in drainers:  # a one-row miner is asked about its one row, no more
+        [audit] = audits[arena.hotkey(name)].values()
+        assert (audit.found, audit.checked) == (1, 1)
+        assert scores[arena.hotkey(name)].unique == 1
+    assert arena.hotkey("ghost") not in audits
 
 
 def test_redirect_loop_is_rejected_and_the_round_goes_on(net, redis_url, logs, x_world):

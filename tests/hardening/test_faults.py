@@ -29,7 +29,7 @@ from d3.validator.neuron import Validator, ValidatorConfig, build_runner
 from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
 from scraping.query_plan import parse_plan
 from scraping.x_api import XApiSource
-from tests.validator.conftest import NETUID, make_runner, run
+from tests.validator.conftest import NETUID, audit_now, make_runner, run
 from tests.validator.helpers import TruthLookup, write_dataset
 
 
@@ -177,10 +177,17 @@ def test_x_outage_is_no_signal_not_a_miners_fault(net, redis_url):
             lookup.down = True
             runner = make_runner(chain, redis_url, lookup)
             report = await runner.process(await chain.metagraph())
-            return report, lookup.calls, await runner.state.credibility()
+            during = await audit_now(runner, net.dev)  # X down: the audit waits
+            waiting = await runner.scores(await chain.metagraph())
+            lookup.down = False
+            after = await runner.process(await chain.metagraph())
+            scores = await runner.scores(await chain.metagraph())
+            return report, during, waiting, after, scores, await runner.state.credibility()
 
-    report, calls, credibility = run(body())
-    assert calls == 1 and len(report.accepted) == 1 and not report.rejected
+    report, during, waiting, after, scores, credibility = run(body())
+    assert len(report.accepted) == 1 and not report.rejected
+    assert during.audited == 0 and sum(s.unique for s in waiting) == 0  # no evidence yet
+    assert after.audited == 1 and sum(s.unique for s in scores) == 500
     assert credibility[net.wallet("m0").hotkey.ss58_address] == 1.0
 
 

@@ -22,6 +22,7 @@ from d3.chain.sdk import SdkChain
 from d3.dev.chain_state import SubnetParams
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
+from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline
@@ -110,10 +111,17 @@ async def _validate(dev, x, tmp, redis_url):
             NETUID,
             chain.block_hash,
             lambda: datetime.now(UTC),
-            lookup=lookup,
-            budget=LookupBudget(100_000, minimum=1, maximum=30),
+            audit=AuditParams(),
         )
-        runner = RoundRunner(chain, TweetIndex(redis), state, pipeline, ScoringParams())
+        runner = RoundRunner(
+            chain,
+            TweetIndex(redis),
+            state,
+            pipeline,
+            ScoringParams(),
+            lookup=lookup,
+            budget=LookupBudget(100_000),
+        )
         report = await runner.process(await chain.metagraph())
         await redis.aclose()
         return report

@@ -16,6 +16,7 @@ from d3.chain.sdk import SdkChain
 from d3.dev.chain_state import SubnetParams
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
+from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
@@ -25,6 +26,8 @@ from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
 
 NETUID = 3
+# Audits in tests look at up to 20 new rows per commitment and per miner.
+TEST_AUDIT = AuditParams(lookups_per_period=100, min_per_miner=20, candidates_per_commitment=20)
 
 
 @dataclass
@@ -76,8 +79,7 @@ def make_runner(
         lambda: datetime.now(UTC),
         block_time_ms=chain.block_timestamp_ms,
         fresh_from_block=scoring.fresh_from_block,
-        lookup=lookup,
-        budget=LookupBudget(10_000, minimum=1, maximum=20) if lookup else None,
+        audit=TEST_AUDIT if lookup else None,
         limits=limits,
     )
     return RoundRunner(
@@ -86,8 +88,21 @@ def make_runner(
         state,
         pipeline,
         scoring,
+        lookup=lookup,
+        budget=LookupBudget(10**9) if lookup else None,
     )
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def audit_now(runner: RoundRunner, dev: DevSubstrate):
+    """Close the current period (advance to the block that seeds its audit) and run the
+    round that audits it; returns that round's report."""
+    head = await runner.chain.block()
+    end = (runner.scoring.period_of(head) + 1) * runner.scoring.period_blocks - 1
+    seed_block = end + runner.pipeline.limits.grace_blocks + TEST_AUDIT.delay_blocks
+    if head < seed_block:
+        dev.advance(seed_block - head)
+    return await runner.process(await runner.chain.metagraph())

@@ -17,7 +17,7 @@ from d3.manifest import build_manifest
 from d3.shards import EncodedShard, ShardLimits, encode_shard, sha256_hex
 from d3.validator.pipeline import PipelineLimits
 
-from .conftest import NETUID, make_runner, run
+from .conftest import NETUID, audit_now, make_runner, run
 from .helpers import TruthLookup, write_dataset
 
 FUTURE = datetime.now(UTC) + timedelta(days=3)
@@ -57,13 +57,17 @@ def test_first_committer_wins_and_weights_follow_the_curve(net, redis_url):
             net.dev.advance(1)  # sampling is seeded by the block after the last commit
             graph = await chains["validator"].metagraph()
             report = await runner.process(graph)
+            unaudited = await runner.scores(await chains["validator"].metagraph())
+            audit = await audit_now(runner, net.dev)
             scores = await runner.scores(await chains["validator"].metagraph())
             verdict = await runner.set_weights(scores, version_key=0)
             matrix = await client.weights.weights(NETUID)
-            return report, scores, verdict, matrix
+            return report, unaudited, audit, scores, verdict, matrix
 
-    report, scores, verdict, matrix = run(body())
+    report, unaudited, audit, scores, verdict, matrix = run(body())
     assert len(report.accepted) == 3 and not report.rejected
+    # No credit without evidence: nothing counts until the period's audit.
+    assert [s.unique for s in unaudited] == [0, 0, 0, 0] and audit.audited == 3
     by_name = {s.uid: s for s in scores}
     assert [by_name[u].unique for u in (1, 2, 3)] == [3000, 500, 200]
     assert verdict.ok, verdict.message
@@ -160,18 +164,26 @@ def test_bad_manifests_are_rejected_and_honest_miners_still_scored(net, redis_ur
             net.dev.advance(1)  # sampling is seeded by the block after the last commit
             graph = await chains["validator"].metagraph()
             report = await runner.process(graph)
+            await audit_now(runner, net.dev)
             scores = await runner.scores(await chains["validator"].metagraph())
-            return graph, report, scores
+            audits = await runner.state.audits()
+            return graph, report, scores, audits
 
-    graph, report, scores = run(body())
+    graph, report, scores, audits = run(body())
     by_uid = {s.uid: s for s in scores}
     uid = {n: graph.uid_of(net.wallet(n).hotkey.ss58_address) for n in names}
     rejected_reasons = dict(report.rejected)
-    assert len(report.accepted) == 2  # honest and "good"
+    assert len(report.accepted) == 4  # honest, "good", and the two only X can catch
     assert by_uid[uid["honest"]].unique == 500 and by_uid[uid["good"]].unique == 300
+    # Invented and altered tweets pass every structural check: the audit catches them.
+    fabricated = audits[net.wallet("fabricator").hotkey.ss58_address]
+    assert [(a.found, a.checked) for a in fabricated.values()] == [(0, 20)]
+    [altered] = audits[net.wallet("alterer").hotkey.ss58_address].values()
+    assert altered.altered > 0 and "differs from X" in altered.reason
+    for name in ("fabricator", "alterer"):
+        assert by_uid[uid[name]].unique == 0 and by_uid[uid[name]].weight == 0
+        assert by_uid[uid[name]].credibility < 1.0
     expected = {
-        "fabricator": "do not exist on X",
-        "alterer": "differs from X",
         "tamperer": "do not match their sha256",
         "forger": "committed by",
         **{n: r for n, (_s, r) in cases.items() if r},

@@ -1,0 +1,144 @@
+"""The audit: X look-ups spent where credit is at stake, per miner per period.
+
+Look-ups are scarce (10,000 a day against tens of thousands of commitments), so they are
+not spent per manifest. Instead:
+
+1. **Candidates at ingest.** Each accepted commitment keeps a few of its *new* rows (the
+   ones that earn credit; invented tweets are always new), chosen by a keyed hash of the
+   tweet ID whose key is the hash of the finalized block after the commit: the miner fixed
+   its data before that block existed, and withholding the upload to dodge a bad draw is
+   a rejection that costs credibility.
+2. **The audit at period close.** When a period's commitments are all judged and the
+   block `AUDIT_DELAY` blocks after its last one is final, every miner with credit in it
+   gets look-ups in proportion to its credit (at least `min_per_miner`), drawn from its
+   candidates with probability proportional to each commitment's new rows, seeded by
+   that block's hash. Every validator draws the same rows.
+3. **Credit = evidence.** A period's credit counts only once audited, times the share of
+   sampled tweets X found: inventing a share f of one's new tweets removes, in
+   expectation, exactly that share of one's credit, and deletions cost an honest miner
+   only its deletions. One altered tweet zeroes the period. A missing share beyond
+   `MAX_MISSING_SHARE`, or an alteration, also counts against credibility, once per
+   audited commitment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_U64 = pa.uint64()
+_GOLDEN = pa.scalar(0x9E3779B97F4A7C15, _U64)
+_MIX1 = pa.scalar(0xBF58476D1CE4E5B9, _U64)
+_MIX2 = pa.scalar(0x94D049BB133111EB, _U64)
+_S30, _S27, _S31 = (pa.scalar(n, _U64) for n in (30, 27, 31))
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """Mechanism constants: every validator of a subnet must use the same values."""
+
+    lookups_per_period: int = 8_000  # look-ups per audited period, over all miners
+    min_per_miner: int = 8  # the fewest look-ups a miner with credit gets
+    candidates_per_commitment: int = 4  # new rows each commitment keeps for its audit
+    scan_rows: int = 256  # rows ranked per commitment to find that many new ones
+    delay_blocks: int = 1  # the seed block: this many blocks after the grace period
+
+    def __post_init__(self) -> None:
+        if min(self.lookups_per_period, self.min_per_miner, self.candidates_per_commitment) < 1:
+            raise ValueError("audit sizes must be positive")
+        if self.scan_rows < self.candidates_per_commitment:
+            raise ValueError("scan_rows must be at least candidates_per_commitment")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What X said about one miner's sample for one period."""
+
+    checked: int  # found + missing (unanswered look-ups make an audit incomplete)
+    found: int
+    altered: int
+    reason: str = ""
+
+    @property
+    def factor(self) -> tuple[int, int]:
+        """The share of the period's credit that counts, as an exact fraction."""
+        if self.altered or not self.checked:
+            return (0, 1)
+        return (self.found, self.checked)
+
+
+def seed_of(*parts: object) -> int:
+    text = ":".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def rank_keys(ids: pa.Array, seed: int) -> pa.Array:
+    """A keyed hash of each tweet ID (splitmix64 of id xor seed), vectorised: the order
+    in which a commitment's rows become audit candidates. Unknowable before the seed."""
+    x = pc.bit_wise_xor(pc.cast(ids, _U64), pa.scalar(seed, _U64))
+    z = pc.add(x, _GOLDEN)  # unsigned arithmetic wraps, as the mix wants
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _S30)), _MIX1)
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _S27)), _MIX2)
+    return pc.bit_wise_xor(z, pc.shift_right(z, _S31))
+
+
+def lowest_keys(table: pa.Table, seed: int, count: int) -> pa.Table:
+    """The `count` rows of `table` with the lowest keys, lowest first."""
+    if table.num_rows == 0:
+        return table
+    keys = rank_keys(table["id"].combine_chunks(), seed)
+    order = pc.sort_indices(keys)[: min(count, table.num_rows)]
+    return table.take(order)
+
+
+def allot(credits: Mapping[str, int], params: AuditParams) -> dict[str, int]:
+    """Look-ups per hotkey for one period, in proportion to the credit at stake."""
+    total = sum(c for c in credits.values() if c > 0)
+    return {
+        hotkey: max(params.min_per_miner, params.lookups_per_period * credit // total)
+        for hotkey, credit in sorted(credits.items())
+        if credit > 0
+    }
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """One accepted commitment's audit candidates (lowest keys first) and its new rows."""
+
+    block: int
+    new: int
+    rows: pa.Table
+
+
+def draw(pool: Sequence[CandidateSet], size: int, seed: int) -> pa.Table | None:
+    """`size` candidates without replacement, each pick choosing a commitment with
+    probability proportional to its new rows (among those with candidates left), then
+    its next candidate. None when the pool has no candidates at all."""
+    pool = sorted(pool, key=lambda c: c.block)
+    taken = [0] * len(pool)
+    rng = random.Random(seed)
+    picks: list[pa.Table] = []
+    for _ in range(size):
+        weights = [c.new if taken[i] < c.rows.num_rows else 0 for i, c in enumerate(pool)]
+        if not any(weights):
+            break
+        i = rng.choices(range(len(pool)), weights=weights)[0]
+        picks.append(pool[i].rows.slice(taken[i], 1))
+        taken[i] += 1
+    return pa.concat_tables(picks) if picks else None
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
