@@ -256,8 +256,14 @@ class RoundRunner:
         ranked = outcome.candidates
         if self.audit is None or ranked is None or ranked.num_rows == 0:
             return None
-        present = await self.index.contains(ranked["id"].to_pylist())
-        keep = [i for i, seen in enumerate(present) if not seen]
+        ids = ranked["id"].to_pylist()
+        present = await self.index.contains(ids)
+        keep, taken = [], set()
+        for i, (tweet_id, indexed) in enumerate(zip(ids, present, strict=True)):
+            # A tweet repeated across the manifests one commitment brings is one candidate.
+            if not indexed and tweet_id not in taken:
+                taken.add(tweet_id)
+                keep.append(i)
         keep = keep[: self.audit.candidates_per_commitment]
         return ranked.take(pa.array(keep, pa.int64())) if keep else None
 
@@ -312,7 +318,9 @@ class RoundRunner:
                 or (result.checked - result.found > MAX_MISSING_SHARE * result.checked)
             )
             verdict = Verdict(
-                seed_block,
+                # The period's own last block, not the seed's: the verdict belongs to the
+                # window that holds the period, like the credit it judges.
+                (period + 1) * self.scoring.period_blocks - 1,
                 not failed,
                 f"audit of period {period}: {result.found} of {result.checked} found"
                 + (f"; {result.reason}" if result.reason else ""),

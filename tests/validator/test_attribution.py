@@ -33,7 +33,8 @@ from d3.shards import EncodedShard, encode_shard
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
-from tests.validator.conftest import NETUID, make_runner, run
+from tests.validator.conftest import NETUID, TEST_AUDIT, make_runner, run
+from tests.validator.helpers import TruthLookup
 
 # Short periods so that a schedule spans several windows and the history horizon bites.
 SCORING = ScoringParams(period_blocks=10, window_periods=5, decay=0.5, fresh_periods=1)
@@ -111,10 +112,10 @@ async def _wipe(redis_url: str, prefix: str) -> None:
     await client.aclose()
 
 
-async def _round(validator: Validator, chain, redis_url: str, crash: bool = False) -> None:
+async def _round(validator: Validator, chain, redis_url: str, lookup, crash: bool = False) -> None:
     if validator.runner is None:
         validator.runner = make_runner(
-            chain, redis_url, limits=LIMITS, prefix=validator.prefix, scoring=SCORING
+            chain, redis_url, lookup, limits=LIMITS, prefix=validator.prefix, scoring=SCORING
         )
     runner = validator.runner
     if crash:  # the process dies after its first write to the index this round
@@ -149,7 +150,8 @@ async def _play(seed: int, net, redis_url: str) -> dict:
         Validator("late", "v5", cadence=4, start_step=steps - rng.randint(0, 5)),
     ]
     async with bt.Subtensor("local", substrate=net.dev) as client:
-        names = ["owner-v", "honest-a", "honest-b", "copier", "ghost"]
+        names = ["owner-v", "honest-a", "honest-b", "copier", "ghost", "fabricator"]
+        x = TruthLookup()  # what X knows: every tweet there was to scrape
         chains = {n: await net.chain(client, n) for n in names}
         for chain in chains.values():
             assert (await chain.register()).ok
@@ -165,6 +167,7 @@ async def _play(seed: int, net, redis_url: str) -> dict:
         for step in range(steps):
             block = await chains["owner-v"].block()
             pool.append(scraped_before(block + 1, seed * 1000 + step))
+            x.add(pool[-1])
             for name in ("honest-a", "honest-b"):
                 if rng.random() < 0.45:
                     # A random recent slice of the pool: the two honest miners overlap, and
@@ -184,6 +187,11 @@ async def _play(seed: int, net, redis_url: str) -> dict:
             if miners["honest-a"].uploaded and rng.random() < 0.4:
                 stolen = rng.choice(miners["honest-a"].uploaded)
                 await miners["copier"].commit([stolen], await chains["copier"].block() + 1, step)
+            if rng.random() < 0.3:  # well-formed, fresh, and not on X
+                invented = encode_shard(scraped_before(block + 1, seed * 1000 + 500 + step))
+                await miners["fabricator"].commit(
+                    [invented], await chains["fabricator"].block() + 1, step
+                )
             if not ghost_done and step > 3 and rng.random() < 0.2:
                 ghost = encode_shard(scraped_before(block, seed * 1000 + 999))
                 await miners["ghost"].commit([ghost], block + 1, None)  # never uploaded
@@ -196,14 +204,18 @@ async def _play(seed: int, net, redis_url: str) -> dict:
                     await _wipe(redis_url, v.prefix)
                     v.runner = None
                 if step >= v.start_step and step % v.cadence == 0:
-                    await _round(v, chains["owner-v"], redis_url, crash=v.crash_at_step == step)
+                    crash = v.crash_at_step == step
+                    await _round(v, chains["owner-v"], redis_url, x, crash=crash)
         for miner in miners.values():
             miner.upload_due(steps + 2, shards_by_name)
-        net.dev.advance(GRACE + 1)  # every upload that will ever happen has happened
+        # Every upload that will ever happen has happened; the last period is audited.
+        head = await chains["owner-v"].block()
+        last = (SCORING.period_of(head) + 1) * SCORING.period_blocks - 1
+        net.dev.advance(last + GRACE + TEST_AUDIT.delay_blocks - head)
         graph = await chains["owner-v"].metagraph()
         results = {}
         for v in validators:
-            await _round(v, chains["owner-v"], redis_url)
+            await _round(v, chains["owner-v"], redis_url, x)
             assert v.runner is not None
             results[v.name] = await v.runner.scores(graph)
         hotkeys = {n: chains[n].hotkey for n in names}
@@ -221,6 +233,8 @@ def test_every_validator_reaches_the_same_scores_whatever_it_saw(seed, net, redi
     assert by_hotkey[outcome["hotkeys"]["copier"]].unique == 0
     assert by_hotkey[outcome["hotkeys"]["copier"]].weight == 0
     assert by_hotkey[outcome["hotkeys"]["ghost"]].unique == 0
+    assert by_hotkey[outcome["hotkeys"]["fabricator"]].unique == 0
+    assert by_hotkey[outcome["hotkeys"]["fabricator"]].weight == 0
     honest = [by_hotkey[outcome["hotkeys"][n]].unique for n in ("honest-a", "honest-b")]
     assert sum(honest) > 0
 
