@@ -47,6 +47,14 @@ class AuditParams:
     candidates_per_commitment: int = 4  # new rows each commitment keeps for its audit
     scan_rows: int = 256  # rows ranked per commitment to find that many new ones
     delay_blocks: int = 1  # the seed block: this many blocks after the grace period
+    # The key that ranks a commitment's rows comes from the block this many blocks after
+    # the commit; None (production) means just after its grace period, when the miner can
+    # no longer upload or withhold anything: it cannot see the key before it decides.
+    rank_delay_blocks: int | None = None
+
+    def rank_block(self, commit_block: int, grace_blocks: int) -> int:
+        delay = grace_blocks + 1 if self.rank_delay_blocks is None else self.rank_delay_blocks
+        return commit_block + delay
 
     def __post_init__(self) -> None:
         if min(self.lookups_per_period, self.min_per_miner, self.candidates_per_commitment) < 1:
@@ -112,25 +120,36 @@ class CandidateSet:
 
     block: int
     new: int
-    rows: pa.Table
+    rows: pa.Table | None  # None: credit, but no candidate was found among its rows
+    part: str = ""  # which application of the commitment (a long ancestry comes in parts)
 
 
-def draw(pool: Sequence[CandidateSet], size: int, seed: int) -> pa.Table | None:
-    """`size` candidates without replacement, each pick choosing a commitment with
-    probability proportional to its new rows (among those with candidates left), then
-    its next candidate. None when the pool has no candidates at all."""
-    pool = sorted(pool, key=lambda c: c.block)
+def draw(pool: Sequence[CandidateSet], size: int, seed: int) -> tuple[pa.Table | None, int]:
+    """`size` picks without replacement, each choosing a commitment with probability
+    proportional to its new rows, then its next candidate. Returns the picked rows and how
+    many picks fell on a commitment with credit but no candidate to show for it: credit
+    that cannot be checked counts as not found, so padding a commitment until none of
+    its credited rows is ranked (copies, stale rows) cannot shield that credit."""
+    pool = sorted(pool, key=lambda c: (c.block, c.part))
+    # Each candidate is a slot; a commitment with credit and no candidate has one slot,
+    # which can only say "unverifiable".
+    slots = [c.rows.num_rows if c.rows is not None and c.rows.num_rows else 1 for c in pool]
     taken = [0] * len(pool)
     rng = random.Random(seed)
     picks: list[pa.Table] = []
+    unverifiable = 0
     for _ in range(size):
-        weights = [c.new if taken[i] < c.rows.num_rows else 0 for i, c in enumerate(pool)]
+        weights = [c.new if taken[i] < slots[i] else 0 for i, c in enumerate(pool)]
         if not any(weights):
             break
         i = rng.choices(range(len(pool)), weights=weights)[0]
-        picks.append(pool[i].rows.slice(taken[i], 1))
+        rows = pool[i].rows
+        if rows is None or rows.num_rows == 0:
+            unverifiable += 1
+        else:
+            picks.append(rows.slice(taken[i], 1))
         taken[i] += 1
-    return pa.concat_tables(picks) if picks else None
+    return (pa.concat_tables(picks) if picks else None), unverifiable
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

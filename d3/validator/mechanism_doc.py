@@ -180,27 +180,32 @@ Look-ups on X are scarce (`--verify.daily_budget`, 10,000 a day by default, agai
 of thousands of commitments), so they are spent per miner per period, where credit is
 at stake (`d3/validator/audit.py`):
 
-1. Each accepted commitment keeps `candidates_per_commitment` of its **new** rows (the
-   ones that earn credit; copies of other miners' tweets earn nothing and are never
+1. Each accepted commitment keeps `candidates_per_commitment` of its **new**, fresh rows
+   (the ones that earn credit; copies of other miners' tweets earn nothing and are never
    audited; invented tweets are always new), ranked by a keyed hash of the tweet ID whose
-   key is the hash of the finalized block after the commit.
+   key is the hash of the finalized block just after its grace period: it did not exist
+   while the miner could still upload or withhold anything, so the miner cannot choose
+   what to show after seeing the ranking. A long ancestry applied in parts keeps
+   candidates for each part.
 2. When a period is closed (all its commitments judged, and the block `delay_blocks`
    after its grace period final), each miner with credit in it gets
    `max(min_per_miner, lookups_per_period × its share of the period's credit)` look-ups,
    drawn from its candidates with probability proportional to each commitment's new
-   rows, seeded by that block's hash: every validator asks X about the same tweets.
+   rows, seeded by that block's hash: every validator asks X about the same tweets. A
+   pick that falls on a commitment with credit but no candidate (padded until none of
+   its credited rows was ranked) counts as not found.
 3. The period's credit counts only once audited, times `found / checked` (0 if one
    sampled tweet was altered). A missing share above `MAX_MISSING_SHARE`, or an
-   alteration, also counts against credibility, once per audited commitment.
+   alteration, also counts against credibility, once per audited commitment. When X
+   gives no answer, or the look-up budget is spent, that miner's audit waits (and
+   its credit with it); nobody else's does.
 
 Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
 share of one's credit (so it cannot raise the expected credit above the real tweets'),
 and deletions cost an honest miner only its deletions; beyond the deletion allowance it
 also costs credibility, which multiplies everything. A miner that invents everything is
-credited nothing once its first period is audited. Withholding an upload to dodge a bad
-ranking is a rejection, which costs credibility; the rejection rate of a miner that does
-that for an invented share `f` is `1 − (1 − f)^candidates`, so its credibility settles
-near `(1 − f)^candidates` while its gain is `1 / (1 − f)`: a loss for every `f > 0`.
+credited nothing once its first period is audited. The ranking exists only after the
+upload window closes, so there is nothing to dodge by withholding.
 
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
 missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share

@@ -280,8 +280,12 @@ class ManifestPipeline:
                     if ref.sha256 in done:
                         continue
                     table = await self._shard(item, ref, now)
-                    if seed is not None:  # keep only the rows the audit may ask about
-                        mine_ranked.append(lowest_keys(table, seed, scan))
+                    if seed is not None:  # keep only the rows the audit may ask about:
+                        fresh = table  # fresh ones (stale rows earn nothing)
+                        if fresh_ms is not None:
+                            first = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
+                            fresh = table.filter(pc.greater_equal(table["id"], first))
+                        mine_ranked.append(lowest_keys(fresh, seed, scan))
                     mine_ids.append((ref.sha256, table["id"].combine_chunks()))
                     del table
                 ids = [i for _, i in mine_ids]
@@ -326,12 +330,13 @@ class ManifestPipeline:
         return await asyncio.to_thread(verify_shard, data, ref, self.limits.shard, now)
 
     async def _audit_seed(self, item: WorkItem) -> int | None:
-        """The key that ranks this commitment's rows for the audit: from the hash of the
-        finalized block after the commit, which the miner could not know when it fixed its
-        data. None when no audit runs (structure-only)."""
+        """The key that ranks this commitment's rows for the audit: from the hash of a
+        finalized block after its grace period, which did not exist while the miner could
+        still upload or withhold anything. None when no audit runs (structure-only)."""
         if self.audit is None:
             return None
-        block_hash = await self.block_hash(item.block + 1)
+        block = self.audit.rank_block(item.block, self.limits.grace_blocks)
+        block_hash = await self.block_hash(block)
         if block_hash is None:
-            raise SeedNotFinal(f"block {item.block + 1}, which seeds the audit, is not final yet")
+            raise SeedNotFinal(f"block {block}, which seeds the audit, is not final yet")
         return seed_of(item.commitment.manifest_sha256, block_hash)

@@ -229,8 +229,10 @@ class RoundRunner:
             log.warning("ancestor manifest {} rejected: {}", dropped[:12], reason)
         verdict = Verdict(item.block, True, notes, True, sha, new) if outcome.complete else None
         audit = None
-        if self.audit is not None:
-            audit = (period, new, table_to_bytes(candidates) if candidates is not None else None)
+        if self.audit is not None:  # one record per application (a long ancestry: parts)
+            rows = table_to_bytes(candidates) if candidates is not None else None
+            part = outcome.manifests[-1].sha256[:16] if outcome.manifests else ""
+            audit = (period, new, rows, part)
         await self.state.judge(record, judgements, verdict, audit)
         report.new_unique += new
         if not outcome.complete:
@@ -257,14 +259,20 @@ class RoundRunner:
         if self.audit is None or ranked is None or ranked.num_rows == 0:
             return None
         ids = ranked["id"].to_pylist()
-        present = await self.index.contains(ids)
-        keep, taken = [], set()
-        for i, (tweet_id, indexed) in enumerate(zip(ids, present, strict=True)):
-            # A tweet repeated across the manifests one commitment brings is one candidate.
-            if not indexed and tweet_id not in taken:
-                taken.add(tweet_id)
-                keep.append(i)
-        keep = keep[: self.audit.candidates_per_commitment]
+        want = self.audit.candidates_per_commitment
+        keep: list[int] = []
+        taken: set[int] = set()
+        chunk = max(32, 2 * want)  # most rows are new: one chunk usually does
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            for offset, indexed in enumerate(await self.index.contains(part)):
+                tweet_id = part[offset]
+                # A tweet repeated across the manifests one commitment brings is one.
+                if not indexed and tweet_id not in taken and len(keep) < want:
+                    taken.add(tweet_id)
+                    keep.append(start + offset)
+            if len(keep) >= want:
+                break
         return ranked.take(pa.array(keep, pa.int64())) if keep else None
 
     async def audit_periods(self, graph: MetagraphSnapshot, report: RoundReport) -> None:
@@ -282,36 +290,47 @@ class RoundRunner:
             block_hash = await self.chain.block_hash(seed_block)
             if block_hash is None:
                 return
-            if not await self._audit_period(period, seed_block, block_hash, report):
-                return  # look-ups ran out or X did not answer: the rest waits
+            # Each period and each miner stands alone: one that must wait (look-ups spent,
+            # X down) holds up nobody else.
+            await self._audit_period(period, block_hash, report)
 
-    async def _audit_period(
-        self, period: int, seed_block: int, block_hash: str, report: RoundReport
-    ) -> bool:
+    async def _audit_period(self, period: int, block_hash: str, report: RoundReport) -> None:
+        """Audit every miner with credit in `period` that is not audited yet. A miner that
+        must wait (look-ups spent, X down) waits alone; the period closes when none is
+        left."""
         assert self.audit is not None and self.lookup is not None
         credits = {h: per.get(period, 0) for h, per in (await self.index.credits()).items()}
         done = await self.state.audits()
-        alloc = allot(credits, self.audit)
-        for hotkey, size in alloc.items():
+        waiting = False
+        for hotkey, size in allot(credits, self.audit).items():
             if period in done.get(hotkey, {}):
                 continue
             log = logger.bind(hotkey=hotkey[:10], period=period)
             pool = await self.state.candidates(hotkey, period)
-            sample = draw(pool, size, seed_of(block_hash, hotkey, period))
-            if sample is None:  # credit, but not one row that earned it could be audited
-                result = AuditResult(0, 0, 0, "no audit candidates")
-            else:
+            sample, unverifiable = draw(pool, size, seed_of(block_hash, hotkey, period))
+            checked = found = altered = 0
+            reason = ""
+            if sample is not None:
                 if self.budget is not None and not self.budget.spend(sample.num_rows, time.time()):
                     log.info("audit waits for look-up budget ({} needed)", sample.num_rows)
-                    return False
+                    waiting = True
+                    continue
                 answer = await check_sample(sample, self.lookup)
-                if answer.unanswered:
+                if answer.unanswered:  # no signal (an outage): ask again next round. Only
+                    # this miner waits: a tweet X never answers for stalls its own credit.
+                    if self.budget is not None:
+                        self.budget.refund(sample.num_rows)
                     log.info("audit waits: X gave no answer for {} tweets", answer.unanswered)
-                    return False
+                    waiting = True
+                    continue
+                checked = answer.checked
                 found = answer.checked - len(answer.missing)
-                result = AuditResult(
-                    answer.checked, found, len(answer.altered), answer.rejected or ""
-                )
+                altered = len(answer.altered)
+                reason = answer.rejected or ""
+            if unverifiable:
+                note = f"{unverifiable} picks fell on credit with no row to check"
+                reason = f"{reason}; {note}" if reason else note
+            result = AuditResult(checked + unverifiable, found, altered, reason)
             failed = (
                 bool(result.altered)
                 or result.checked == 0
@@ -330,7 +349,7 @@ class RoundRunner:
             await self.state.record_audit(hotkey, period, result, verdict)
             report.audited += 1
             num, den = result.factor
-            log.bind(uid=None).log(
+            log.log(
                 "WARNING" if failed else "INFO",
                 "audit of period {}: {} of {} sampled tweets found on X, {} altered; {} of "
                 "{} credited tweets count",
@@ -341,8 +360,8 @@ class RoundRunner:
                 credits[hotkey] * num // den,
                 credits[hotkey],
             )
-        await self.state.close_audit_period(period)
-        return True
+        if not waiting:
+            await self.state.close_audit_period(period)
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]

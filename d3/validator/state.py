@@ -168,7 +168,7 @@ class ValidatorState:
         record: CommitmentRecord,
         judgements: list[Judgement],
         verdict: Verdict | None,
-        audit: tuple[int, int, bytes | None] | None = None,
+        audit: tuple[int, int, bytes | None, str] | None = None,
     ) -> None:
         """Record manifest judgements and, with `verdict`, the commitment's own outcome,
         which also takes it off the queue. `verdict` None: the commitment is only partly
@@ -187,8 +187,8 @@ class ValidatorState:
                 tx.sadd(self._key("hotkeys"), hotkey)
                 tx.zrem(self._key("queue"), queue_member(record))
             if audit is not None and audit[1] > 0:
-                period, new, rows = audit
-                field = f"{period}:{record.block}"
+                period, new, rows, part = audit
+                field = f"{period}:{record.block}:{part}"
                 tx.hset(self._key("candn", hotkey), field, new)
                 if rows is not None:
                     tx.hset(self._key("cand", hotkey), field, rows)
@@ -202,18 +202,18 @@ class ValidatorState:
         return sorted(int(p) for p in await self.redis.smembers(self._key("audit_periods")))
 
     async def candidates(self, hotkey: str, period: int) -> list[CandidateSet]:
-        news = await self.redis.hgetall(self._key("candn", hotkey))
-        prefix = f"{period}:"
-        fields = sorted(
-            (_text(f) for f in news if _text(f).startswith(prefix)),
-            key=lambda f: int(f.split(":")[1]),
-        )
+        """Every application with credit in `period`, with its candidates (None: none)."""
+        news = {
+            _text(f): int(n)
+            for f, n in (await self.redis.hgetall(self._key("candn", hotkey))).items()
+        }
+        fields = sorted(f for f in news if f.split(":")[0] == str(period))
         rows = await self.redis.hmget(self._key("cand", hotkey), fields) if fields else []
         out = []
         for name, data in zip(fields, rows, strict=True):
-            if data is not None:
-                block = int(name.split(":")[1])
-                out.append(CandidateSet(block, int(news[name.encode()]), table_from_bytes(data)))
+            _, block, part = name.split(":", 2)
+            table = table_from_bytes(data) if data is not None else None
+            out.append(CandidateSet(int(block), news[name], table, part))
         return out
 
     async def record_audit(

@@ -45,8 +45,11 @@ CORPUS_END = datetime(2026, 1, 20, tzinfo=UTC)
 # Look-ups per miner: larger than the unaltered part of every attacker's data set, so a
 # sample always hits an altered or fabricated row whatever the (random-signature) seed.
 SAMPLE = 50
-AUDIT = AuditParams(
-    lookups_per_period=2 * SAMPLE, min_per_miner=SAMPLE, candidates_per_commitment=SAMPLE
+AUDIT = AuditParams(  # ranked by the block after the commit: see tests/validator/conftest.py
+    lookups_per_period=2 * SAMPLE,
+    min_per_miner=SAMPLE,
+    candidates_per_commitment=SAMPLE,
+    rank_delay_blocks=1,
 )
 SCORING = ScoringParams(period_blocks=1000, window_periods=7, decay=0.5)
 

@@ -27,7 +27,11 @@ from d3.validator.verifier import LookupBudget
 
 NETUID = 3
 # Audits in tests look at up to 20 new rows per commitment and per miner.
-TEST_AUDIT = AuditParams(lookups_per_period=100, min_per_miner=20, candidates_per_commitment=20)
+# Rows are ranked by the block after the commit (production: after the grace period), so
+# tests need not wait out the grace period; test_audit.py covers the production timing.
+TEST_AUDIT = AuditParams(
+    lookups_per_period=100, min_per_miner=20, candidates_per_commitment=20, rank_delay_blocks=1
+)
 
 
 @dataclass
@@ -66,6 +70,7 @@ def make_runner(
     limits: PipelineLimits | None = None,
     prefix: str = "d3",
     scoring: ScoringParams | None = None,
+    audit: AuditParams | None = None,
 ) -> RoundRunner:
     limits = limits or PipelineLimits(grace_blocks=5)
     scoring = scoring or ScoringParams(period_blocks=1000, window_periods=7, decay=0.5)
@@ -79,7 +84,7 @@ def make_runner(
         lambda: datetime.now(UTC),
         block_time_ms=chain.block_timestamp_ms,
         fresh_from_block=scoring.fresh_from_block,
-        audit=TEST_AUDIT if lookup else None,
+        audit=(audit or TEST_AUDIT) if lookup else None,
         limits=limits,
     )
     return RoundRunner(
@@ -102,7 +107,7 @@ async def audit_now(runner: RoundRunner, dev: DevSubstrate):
     round that audits it; returns that round's report."""
     head = await runner.chain.block()
     end = (runner.scoring.period_of(head) + 1) * runner.scoring.period_blocks - 1
-    seed_block = end + runner.pipeline.limits.grace_blocks + TEST_AUDIT.delay_blocks
+    seed_block = end + runner.pipeline.limits.grace_blocks + runner.pipeline.audit.delay_blocks
     if head < seed_block:
         dev.advance(seed_block - head)
     return await runner.process(await runner.chain.metagraph())

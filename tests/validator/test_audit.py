@@ -1,0 +1,131 @@
+"""The audit's rules, each against the attack it stops: through the real validator over the
+dev chain, with X as a table of the real tweets."""
+
+from __future__ import annotations
+
+import bittensor as bt
+import pyarrow as pa
+
+from d3.dev.synthetic import synthetic_table
+from d3.validator.audit import AuditParams, CandidateSet, draw
+from d3.validator.pipeline import PipelineLimits
+from d3.validator.scoring import INITIAL_CREDIBILITY
+
+from .conftest import NETUID, audit_now, make_runner, run
+from .helpers import TruthLookup, write_dataset
+
+
+async def _registered(client, net, names):
+    chains = {n: await net.chain(client, n) for n in names}
+    for chain in chains.values():
+        assert (await chain.register()).ok
+    return chains
+
+
+def test_rows_are_ranked_only_after_the_grace_period(net, redis_url):
+    """In production the key that ranks a commitment's rows for the audit comes from the
+    block after its grace period: the miner has to decide what to upload (or withhold)
+    before anyone, itself included, can know which rows the audit will ask about."""
+    table = synthetic_table(50, seed=60)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "miner"])
+            published = write_dataset(
+                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
+            )
+            verdict = await chains["miner"].commit(published.commitment)
+            runner = make_runner(
+                chains["validator"], redis_url, TruthLookup(table), audit=AuditParams()
+            )
+            net.dev.advance(1)
+            early = await runner.process(await chains["validator"].metagraph())
+            net.dev.advance(runner.pipeline.limits.grace_blocks + 1)
+            later = await runner.process(await chains["validator"].metagraph())
+            return verdict.block, early, later
+
+    _, early, later = run(body())
+    assert len(early.pending) == 1 and not early.accepted  # the key does not exist yet
+    assert later.accepted == early.pending
+
+
+def test_an_invented_ancestor_split_across_parts_is_still_audited(net, redis_url):
+    """A long never-committed ancestry is applied in parts: each part keeps its own
+    candidates, so invented ancestors cannot hide behind the real rows of the last part."""
+    invented = synthetic_table(200, seed=61)  # not on X
+    real = synthetic_table(20, seed=62)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "cheat"])
+            signer, host = net.wallet("cheat").hotkey, net.data_dir / "cheat"
+            # Two never-committed ancestors of invented tweets, then the committed manifest.
+            first = write_dataset(host, signer, NETUID, [invented.slice(0, 100)])
+            second = write_dataset(
+                host, signer, NETUID, [invented.slice(100, 100)], first.manifest.sha256
+            )
+            own = write_dataset(host, signer, NETUID, [real], second.manifest.sha256)
+            assert (await chains["cheat"].commit(own.commitment)).ok
+            limits = PipelineLimits(grace_blocks=5, max_rows=150)  # two parts
+            runner = make_runner(chains["validator"], redis_url, TruthLookup(real), limits)
+            net.dev.advance(1)
+            await runner.process(await chains["validator"].metagraph())
+            pool = await runner.state.candidates(chains["cheat"].hotkey, 0)
+            await audit_now(runner, net.dev)
+            [score] = [
+                s
+                for s in await runner.scores(await chains["validator"].metagraph())
+                if s.hotkey == chains["cheat"].hotkey
+            ]
+            return pool, score
+
+    pool, score = run(body())
+    assert sorted(c.new for c in pool) == [100, 120]  # both parts, kept apart
+    assert score.unique < 220 // 2 and score.credibility < INITIAL_CREDIBILITY
+
+
+def test_credit_with_no_row_to_check_counts_as_not_found():
+    """Padding a commitment until none of its credited rows is ranked (copies, stale
+    rows) leaves credit with no candidate: picks that land on it cannot vouch for it."""
+    ids = pa.table({"id": pa.array(range(1, 11), pa.int64())})
+    pool = [CandidateSet(5, 100, ids), CandidateSet(6, 900, None)]
+    sample, unverifiable = draw(pool, 10, seed=7)
+    assert sample is not None and sample.num_rows + unverifiable <= 10
+    assert unverifiable == 1  # the candidate-less commitment has one slot, "unverifiable"
+    assert draw([CandidateSet(5, 100, None)], 8, seed=1) == (None, 1)
+
+
+def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
+    honest_table, staller_table = synthetic_table(40, seed=63), synthetic_table(40, seed=64)
+    silent = set(staller_table["id"].to_pylist())
+
+    class SilentOnSome(TruthLookup):
+        async def __call__(self, ids):
+            answer = await super().__call__([i for i in ids if i not in silent])
+            answer.failed.update(i for i in ids if i in silent)
+            return answer
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await _registered(client, net, ["validator", "honest", "staller"])
+            for name, table in (("honest", honest_table), ("staller", staller_table)):
+                published = write_dataset(
+                    net.data_dir / name, net.wallet(name).hotkey, NETUID, [table]
+                )
+                assert (await chains[name].commit(published.commitment)).ok
+            lookup = SilentOnSome(honest_table, staller_table)
+            runner = make_runner(chains["validator"], redis_url, lookup)
+            net.dev.advance(1)
+            await runner.process(await chains["validator"].metagraph())
+            first = await audit_now(runner, net.dev)
+            again = await runner.process(await chains["validator"].metagraph())
+            scores = {
+                s.hotkey: s for s in await runner.scores(await chains["validator"].metagraph())
+            }
+            return first, again, scores, await runner.state.audit_periods(), chains
+
+    first, again, scores, open_periods, chains = run(body())
+    assert first.audited == 1 and again.audited == 0  # the honest miner, once
+    assert scores[chains["honest"].hotkey].unique == 40
+    assert scores[chains["staller"].hotkey].unique == 0  # its credit waits for evidence
+    assert open_periods == [0]  # the period stays open for the one that waits
