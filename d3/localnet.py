@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import bittensor as bt
+import pyarrow.parquet as pq
 import redis.asyncio as aioredis
 
 from d3.chain.interface import CommitmentRecord, MetagraphSnapshot
@@ -46,10 +47,8 @@ from d3.dev.wallets import dev_wallet
 from d3.manifest import parse_manifest
 from d3.redis_url import connect_redis
 from d3.validator.history import hotkey_history
-from d3.validator.index import TweetIndex
 from d3.validator.neuron import ValidatorConfig, build_runner
 from d3.validator.rounds import RoundRunner
-from d3.validator.state import ValidatorState
 from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
 
 NETUID = 1
@@ -85,9 +84,10 @@ class MinerRow:
     hotkey: str
     role: str
     committed: int
-    unique: int
+    unique: int  # credited as scoring counts it: in the window, audited, times found share
     credibility: float
     weight: float
+    invented: int | None = None  # committed tweets the local X never had (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,8 @@ class ValidatorWeights:
     caught_up: bool  # had read and judged every commitment on chain at `block`
     block: int
     weights: dict[int, float] = field(default_factory=dict)  # uid -> weight, every neuron
+    unique: dict[int, int] = field(default_factory=dict)  # uid -> credited, as scored
+    credibility: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -215,6 +217,8 @@ class LocalNet:
             self.roles["copier"] = "copier"
         if self.args.fabricator:
             self.roles["fabricator"] = "fabricator"
+        if getattr(self.args, "diluter", False):
+            self.roles["diluter"] = "diluter"
         names = [v.name for v in self.validators] + list(self.roles)
         async with bt.Subtensor("local", substrate=dev) as client:
             for name in names:
@@ -274,7 +278,8 @@ class LocalNet:
         out = {}
         for name, role in self.roles.items():
             plan = self.dir / f"{name}.toml"  # copier and fabricator ignore the queries
-            plan.write_text(plan_toml(int(name.removeprefix("miner")) if role == "honest" else 0))
+            index = {"honest": None, "diluter": self.args.miners}.get(role, 0)
+            plan.write_text(plan_toml(int(name.removeprefix("miner")) if index is None else index))
             argv = [
                 *self._argv(name, "miner.py"),
                 "--host.dir",
@@ -301,6 +306,8 @@ class LocalNet:
                 ]
             elif role == "fabricator":
                 argv += ["--source.kind", "fabricator"]
+            elif role == "diluter":  # scrapes like an honest miner, invents 10% on top
+                argv += ["--source.kind", "diluter"]
             out[name] = argv
         return out
 
@@ -539,6 +546,8 @@ class LocalNet:
                     caught_up=caught_up[spec.name],
                     block=graph.block,
                     weights={s.uid: s.weight for s in scores},
+                    unique={s.uid: s.unique for s in scores},
+                    credibility={s.uid: s.credibility for s in scores},
                 )
             )
         return out
@@ -574,22 +583,28 @@ class LocalNet:
             total += parse_manifest(path.read_bytes()).body.rows
         return total
 
-    async def leaderboard(self, dev: DevSubstrate, redis_url: str) -> list[MinerRow]:
-        """The board as the first validator sees it, with the weights it set on chain."""
-        first = self.validators[0]
-        redis = aioredis.Redis.from_url(redis_url)
-        try:
-            credits = await TweetIndex(redis, first.prefix).credits()
-            credibility = await ValidatorState(redis, first.prefix).credibility()
-        finally:
-            await redis.aclose()
+    def invented_rows(self, name: str, real_ids: set[int]) -> int:
+        """Rows in the miner's published shards that the local X never had."""
+        total = 0
+        for path in (self.dir / "hosts" / name).glob("*.parquet"):
+            ids = pq.read_table(path, columns=["id"])["id"].to_pylist()
+            total += sum(1 for i in ids if i not in real_ids)
+        return total
+
+    async def leaderboard(
+        self,
+        dev: DevSubstrate,
+        validators: list[ValidatorWeights],
+        real_ids: set[int] | None = None,
+    ) -> list[MinerRow]:
+        """The board as the first validator scores it (the numbers that set its weights:
+        audited credit in the window, credibility), with the weights it set on chain."""
+        first = validators[0]
         async with bt.Subtensor("local", substrate=dev) as client:
             graph = await client.subnets.metagraph(NETUID, commitments=False)
             matrix = await client.weights.weights(NETUID)
         hotkeys = {dev_wallet(self.wallets, n).hotkey.ss58_address: n for n in self.roles}
-        validator_uid = graph.by_hotkey(
-            dev_wallet(self.wallets, first.name).hotkey.ss58_address
-        ).uid
+        validator_uid = graph.by_hotkey(first.hotkey).uid
         weights = matrix.get(validator_uid, {})
         rows = []
         for neuron in graph.neurons:
@@ -602,9 +617,10 @@ class LocalNet:
                     hotkey=neuron.hotkey,
                     role=self.roles[name],
                     committed=self.committed_rows(name),
-                    unique=sum(credits.get(neuron.hotkey, {}).values()),
-                    credibility=round(credibility.get(neuron.hotkey, 1.0), 4),
+                    unique=first.unique.get(neuron.uid, 0),
+                    credibility=round(first.credibility.get(neuron.uid, 1.0), 4),
                     weight=round(weights.get(neuron.uid, 0.0), 4),
+                    invented=None if real_ids is None else self.invented_rows(name, real_ids),
                 )
             )
         return rows
@@ -612,15 +628,20 @@ class LocalNet:
 
 def render(report: Report) -> str:
     header = (
-        f"{'uid':>3}  {'hotkey':<12} {'role':<10} {'committed':>9} {'unique':>7} "
-        f"{'cred':>6} {'weight':>7}"
+        f"{'uid':>3}  {'hotkey':<12} {'role':<10} {'committed':>9} {'invented':>8} "
+        f"{'unique':>7} {'cred':>6} {'weight':>7}"
     )
     lines = [header, "-" * len(header)]
     for r in sorted(report.miners, key=lambda r: -r.weight):
+        invented = "-" if r.invented is None else str(r.invented)
         lines.append(
-            f"{r.uid:>3}  {r.hotkey[:10] + '…':<12} {r.role:<10} {r.committed:>9} {r.unique:>7} "
-            f"{r.credibility:>6.2f} {r.weight:>7.3f}"
+            f"{r.uid:>3}  {r.hotkey[:10] + '…':<12} {r.role:<10} {r.committed:>9} {invented:>8} "
+            f"{r.unique:>7} {r.credibility:>6.2f} {r.weight:>7.3f}"
         )
+    lines.append(
+        "unique: tweets credited as scoring counts them (first committer, in the window, "
+        "audited on X, times the share X found); invented: committed tweets X never had"
+    )
     lines.append("")
     for v in report.validators:
         vector = " ".join(f"{uid}:{w:.3f}" for uid, w in sorted(v.weights.items()))
@@ -687,7 +708,8 @@ async def run(args: argparse.Namespace) -> Report:
         if late is not None:  # no miner committed in time: it still has to run and agree
             await net.start_late(late, commands[late.name], redis.url)
         validators = await net.compare(dev, commands, settle=True)
-        return Report(await net.leaderboard(dev, redis.url), validators)
+        real = set(x.corpus.ids)  # every tweet the local X ever had, minted ones too
+        return Report(await net.leaderboard(dev, validators, real), validators)
     finally:
         net.stop()
         x.stop()
@@ -722,7 +744,7 @@ async def leaderboard_of(args: argparse.Namespace) -> Report:
     dev = DevSubstrate(net.chain_file)
     commands = net.validator_commands(meta.get("x_url", "http://127.0.0.1:1"), meta["redis_url"])
     validators = await net.compare(dev, commands, settle=False)
-    return Report(await net.leaderboard(dev, meta["redis_url"]), validators)
+    return Report(await net.leaderboard(dev, validators), validators)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -741,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-time", type=float, default=0.5, help="seconds per block")
     parser.add_argument("--copier", action="store_true", help="add a miner that copies miner0")
     parser.add_argument("--fabricator", action="store_true", help="add a miner that invents tweets")
+    parser.add_argument(
+        "--diluter", action="store_true", help="add a miner that mixes 10%% invented tweets in"
+    )
     parser.add_argument("--tweets", type=int, default=4000, help="tweets in the local X corpus")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep logs and data in /tmp")

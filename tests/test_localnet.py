@@ -31,18 +31,22 @@ def run_localnet(*flags: str) -> tuple[dict, str]:
 
 
 def test_local_network_rewards_honest_miners_only():
-    doc, stderr = run_localnet("--copier", "--fabricator")
+    doc, stderr = run_localnet("--copier", "--fabricator", "--diluter")
     board = doc["miners"]
     roles = {m["role"] for m in board}
-    assert roles == {"honest", "copier", "fabricator"}
+    assert roles == {"honest", "copier", "fabricator", "diluter"}
     by_role = {role: [m for m in board if m["role"] == role] for role in roles}
     [fabricator], [copier] = by_role["fabricator"], by_role["copier"]
+    [diluter] = by_role["diluter"]
+    # The diluter mixes invented tweets into real ones; the audit discounts its credit.
+    assert diluter["invented"] > 0 and diluter["unique"] < diluter["committed"]
+    assert fabricator["invented"] == fabricator["committed"] > 0
     assert fabricator["committed"] > 0 and fabricator["weight"] == 0
     assert fabricator["credibility"] < 1
     assert copier["committed"] > 0 and copier["unique"] == 0 and copier["weight"] == 0
     honest = by_role["honest"]
-    assert all(m["unique"] > 0 and m["weight"] > 0 for m in honest)
-    assert abs(sum(m["weight"] for m in honest) - 1) < 0.01
+    assert all(m["unique"] > 0 and m["weight"] > 0 and m["invented"] == 0 for m in honest)
+    assert abs(sum(m["weight"] for m in [*honest, diluter]) - 1) < 0.01
     assert "redis-server:" in stderr and "block " in stderr
     # The one validator's own view, computed as it sets weights, agrees with the chain's.
     [validator] = doc["validators"]

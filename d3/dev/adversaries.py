@@ -5,6 +5,9 @@
   so the copier earns nothing.
 - `FabricatingSource` invents tweets with perfectly consistent snowflake IDs, URLs and
   times: they pass every structural check, and fail the sampled look-ups on X.
+- `DilutingSource` scrapes real tweets through another source and mixes a share of
+  invented ones in: the audit discounts its credit by the share X does not find, so the
+  invented tweets earn nothing in expectation and cost credibility beyond the allowance.
 
 The miner refuses both outside a dev chain.
 """
@@ -42,6 +45,28 @@ class CopySource:
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         return LookupResult(failed=set(ids))
+
+
+class DilutingSource:
+    name = "diluter"
+
+    def __init__(self, inner, share: float = 0.1, seed: int = 667):
+        if not 0 <= share < 1:
+            raise ValueError(f"share must be in [0, 1), got {share}")
+        self.inner, self.share = inner, share
+        self._fake = FabricatingSource(seed)
+
+    async def search(self, query: str, *, since=None, until=None, since_id=None, limit=100):
+        real = await self.inner.search(
+            query, since=since, until=until, since_id=since_id, limit=limit
+        )
+        extra = round(len(real.records) * self.share / (1 - self.share))
+        invented = (await self._fake.search(query, limit=extra)).records if extra else []
+        # The cursor follows the real tweets only, so the real scrape resumes where it was.
+        return SearchResult(records=[*real.records, *invented], newest_id=real.newest_id)
+
+    async def lookup(self, ids: Sequence[int]) -> LookupResult:
+        return await self.inner.lookup(ids)
 
 
 class FabricatingSource:

@@ -46,8 +46,9 @@ class MinerNeuronSection(Section):
 
 
 class SourceSection(Section):
-    kind: Literal["x_api", "twscrape", "apify", "copier", "fabricator"] = Field(
-        "x_api", description="tweet source (copier/fabricator: dev chains only, for demos)"
+    kind: Literal["x_api", "twscrape", "apify", "copier", "fabricator", "diluter"] = Field(
+        "x_api",
+        description="tweet source (copier/fabricator/diluter: dev chains only, for demos)",
     )
     copy_from: str | None = Field(None, description="copier: the dataset dir to copy from")
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
@@ -80,13 +81,15 @@ class ConfigProblem(Exception):
 
 
 def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
-    if config.kind in ("copier", "fabricator"):
+    if config.kind in ("copier", "fabricator", "diluter"):
         if not dev_chain:
             raise ConfigProblem(f"source kind {config.kind} exists only to demo a dev chain")
-        from d3.dev.adversaries import CopySource, FabricatingSource
+        from d3.dev.adversaries import CopySource, DilutingSource, FabricatingSource
 
         if config.kind == "fabricator":
             return FabricatingSource()
+        if config.kind == "diluter":  # 10% invented tweets mixed into real X API ones
+            return DilutingSource(build_source(config.model_copy(update={"kind": "x_api"}), True))
         if not config.copy_from:
             raise ConfigProblem("--source.copy_from is required for the copier")
         return CopySource(expand(config.copy_from))
