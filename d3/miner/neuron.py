@@ -29,6 +29,8 @@ from d3.logs import setup_logging
 from d3.miner.hosts import DatasetHost, HuggingFaceHost, LocalDirHost, S3Host
 from d3.miner.publisher import Publisher, PublishError
 from d3.miner.store import TweetStore
+from scraping.factory import SourceConfigError
+from scraping.factory import build_source as build_real_source
 from scraping.query_plan import QueryPlan, QueryPlanError, default_plan, load_plan
 from scraping.source import SourceAuthError, SourceError, SourceUsageCapped, TweetSource
 
@@ -93,20 +95,17 @@ def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
         if not config.copy_from:
             raise ConfigProblem("--source.copy_from is required for the copier")
         return CopySource(expand(config.copy_from))
-    if config.kind == "x_api":
-        token = config.x_bearer_token.get_secret_value()
-        if not token:
-            raise ConfigProblem("--source.x_bearer_token (or D3_SOURCE_X_BEARER_TOKEN) is required")
-        from scraping.x_api import XApiSource
-
-        return XApiSource(token, api_base_url=config.x_api_base_url)
-    if config.kind == "twscrape":
-        from scraping.twscrape_source import TwscrapeSource
-
-        return TwscrapeSource(accounts_file=config.twscrape_accounts)
-    from scraping.apify_source import ApifySource
-
-    return ApifySource(config.apify_token.get_secret_value())
+    try:
+        return build_real_source(
+            config.kind,
+            flag_prefix="--source",
+            x_bearer_token=config.x_bearer_token.get_secret_value(),
+            x_api_base_url=config.x_api_base_url,
+            twscrape_accounts=config.twscrape_accounts,
+            apify_token=config.apify_token.get_secret_value(),
+        )
+    except SourceConfigError as error:
+        raise ConfigProblem(str(error)) from None
 
 
 def build_host(config: HostSection, dev_chain: bool) -> DatasetHost:

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import time
 from datetime import UTC, datetime
+from typing import Literal
 
 import bittensor as bt
 from loguru import logger
@@ -43,6 +44,8 @@ from d3.validator.scoring import (
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
 from d3.validator.x_lookup import source_lookup
+from scraping.factory import SourceConfigError, build_source
+from scraping.source import SourceAuthError
 
 # Sent with every weight-set; bump when a release changes scoring.
 VERSION_KEY = int("".join(f"{int(p):03d}" for p in __version__.split(".")))
@@ -86,6 +89,11 @@ class VerifySection(Section):
     )
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
     x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
+    lookup_kind: Literal["x_api", "twscrape", "apify"] = Field(
+        "x_api", description="where look-ups go: X API v2, a twscrape account pool, or Apify"
+    )
+    twscrape_accounts: str | None = Field(None, description="twscrape accounts file")
+    apify_token: SecretStr = Field(SecretStr(""), description="Apify API token")
     structure_only: bool = Field(
         False,
         description="run with no X look-ups: credit on structural checks alone, which "
@@ -130,22 +138,35 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         config.scoring.fresh_periods,
     )
     lookup = None
-    token = config.verify.x_bearer_token.get_secret_value()
-    if token and config.verify.daily_budget:
-        from scraping.x_api import XApiSource
-
-        # A rate-limited look-up waits at most a minute: a round must not stall for long.
-        source = XApiSource(token, api_base_url=config.verify.x_api_base_url, max_wait_s=60)
+    verify = config.verify
+    if verify.daily_budget and not verify.structure_only:
+        try:
+            # A rate-limited look-up waits at most a minute: a round must not stall for long.
+            source = build_source(
+                verify.lookup_kind,
+                flag_prefix="--verify",
+                x_bearer_token=verify.x_bearer_token.get_secret_value(),
+                x_api_base_url=verify.x_api_base_url,
+                twscrape_accounts=verify.twscrape_accounts,
+                apify_token=verify.apify_token.get_secret_value(),
+                max_wait_s=60,
+            )
+        except (SourceConfigError, SourceAuthError, OSError) as error:
+            raise FatalError(
+                f"no look-up source ({error}); or pass --verify.structure_only to credit "
+                "on structure alone"
+            ) from None
         lookup = source_lookup(source)
-    elif config.verify.structure_only:
+        logger.info("look-ups through {} ({} a day)", verify.lookup_kind, verify.daily_budget)
+    elif verify.structure_only:
         logger.warning(
             "STRUCTURE-ONLY MODE (--verify.structure_only): no X look-ups, so invented tweets "
             "that are well-formed earn credit; never run this on a real subnet"
         )
     else:
         raise FatalError(
-            "no look-up source: set --verify.x_bearer_token with a --verify.daily_budget "
-            "above 0, or pass --verify.structure_only to credit on structure alone"
+            "no look-up source: --verify.daily_budget is 0; set it above 0 with a look-up "
+            "source, or pass --verify.structure_only to credit on structure alone"
         )
     audit = None
     if lookup is not None:

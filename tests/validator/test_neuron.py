@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import bittensor as bt
 import pyarrow as pa
+import pytest
 import redis.asyncio as aioredis
 
 from d3.dev.synthetic import synthetic_table
@@ -102,15 +103,32 @@ def test_unregistered_validator_exits_non_zero(net, redis_url):
     assert "is not registered on netuid" in err
 
 
-def test_no_lookup_source_refuses_to_start_unless_structure_only_is_chosen(net, redis_url):
+def _without_structure_only(net, redis_url: str, *extra: str) -> list[str]:
+    """The validator's argv with its default look-up budget and no look-up source."""
+    args = _validator_args(net, redis_url, *extra)
+    at = args.index("--verify.daily_budget")
+    del args[at : at + 2]
+    return [a for a in args if a != "--verify.structure_only"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ((), "--verify.x_bearer_token (or D3_VERIFY_X_BEARER_TOKEN) is required"),
+        (("--verify.lookup_kind", "apify"), "--verify.apify_token (or D3_VERIFY_APIFY_TOKEN)"),
+    ],
+)
+def test_no_lookup_source_refuses_to_start_unless_structure_only_is_chosen(
+    net, redis_url, extra, names
+):
     run(_register_and_publish(net, {}))
-    args = [a for a in _validator_args(net, redis_url) if a != "--verify.structure_only"]
+    args = _without_structure_only(net, redis_url, *extra)
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     [line] = [line for line in err.splitlines() if "fatal:" in line]
-    assert "no look-up source: set --verify.x_bearer_token" in line
-    assert "Traceback" not in err
+    assert "no look-up source" in line and names in line
+    assert "--verify.structure_only" in line and "Traceback" not in err
 
 
 def test_structure_only_mode_is_loud(net, redis_url):
