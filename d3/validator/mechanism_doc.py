@@ -207,6 +207,15 @@ also costs credibility, which multiplies everything. A miner that invents everyt
 credited nothing once its first period is audited. The ranking exists only after the
 upload window closes, so there is nothing to dodge by withholding.
 
+**Known gap (measured, not yet fixed).** The claim above is about expected *credit*.
+Weights come from *ranks* on the exponential curve, and among miners whose credit is
+within the audit's sampling noise of each other, a cheater's noisier credit (inflated
+volume times a sampled found share) wins the top rank often enough that inventing a
+share of one's tweets still raises its expected *weight* several times over
+(`bench/incentive_bench.py`, table in `bench/README.md`). The fix belongs to the scoring
+curve and the estimator (a conservative bound on the found share, and weights that do
+not turn equal credit into a lottery) and is the next step of this work.
+
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
 missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share
 `f` (binomial, ignoring deletions):

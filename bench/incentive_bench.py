@@ -1,0 +1,729 @@
+"""Incentive bench: does inventing tweets pay, under the project's own audit and scoring?
+
+The mechanism's claim (docs/incentive-mechanism.md, "The audit: no credit without
+evidence") is that inventing a share f of one's new tweets removes, in expectation,
+exactly that share of one's credit, so a cheater cannot out-earn an honest miner with the
+same real tweets. Credit is only the input, though: weights come from *ranks* on an
+exponential curve, and ranks are not linear in credit. This bench measures what the claim
+is about, the weight, by driving the project's own code over simulated days:
+
+- `allot` splits the default budget (`AuditParams()`: 8,000 look-ups a period, at least
+  8 a miner) in proportion to each miner's credit of the period;
+- every accepted commitment keeps `candidates_per_commitment` candidates, drawn uniformly
+  from its new tweets (the real code ranks them by a keyed hash: uniform in effect), as a
+  `CandidateSet` holding a small pyarrow table of IDs; `draw` picks the sample;
+- X is simulated: a real tweet is found unless deleted (probability `--deletion`), an
+  invented one never; the answer becomes an `AuditResult`, its `factor`, and the
+  credibility verdict `RoundRunner._audit_period` makes of it (failed above
+  `MAX_MISSING_SHARE`, weight = the number of audited commitments);
+- credit is `windowed_unique` with those factors, credibility the EMA of the window's
+  verdicts (`window_credibility`, folded on with `update_credibility` between weight
+  settings of one period), and weights `exponential_weights` of unique x credibility:
+  exactly `score_miners`, which `--check` calls at every weight setting and compares.
+
+`--miners` miners commit `--commits` times a day, `--tweets` new tweets each. All honest
+miners are equal, so each of them is a comparator: the cheater's "equal honest miner" is
+the honest mean, in the same run. A run (a seed) simulates the honest population once and
+lets `--replicas` independent cheaters per config face it, each alone (the others do not
+exist for it): common random numbers, so the configs differ only by their cheater.
+
+- *inventor*: the same real tweets as an honest miner plus invented ones, a share f of
+  what it commits (it commits R / (1 - f) where an honest miner commits R; f = 100 %:
+  R invented tweets and nothing real);
+- *withholder*: the same, but it withholds the upload of every commitment whose audit
+  candidates include an invented tweet, taking a rejection (credibility) and no credit for
+  that commitment. That needs the ranking key before the upload deadline: the key from the
+  block just after the commit (3bbb3e7), or `AuditParams.rank_delay_blocks` below the grace
+  period. With the default (the block after the grace period) it cannot know them.
+
+f = 0 is the control: an honest miner with its own draws, whose ratio must be 1.0 within
+noise. A ratio is a cheater's mean weight over the measured days / the honest mean
+weight; per seed the replicas' ratios are averaged, and the interval is a 95 % Student-t
+over seeds (the independent units: days in a run share the 7-period window and replicas
+share the population). Seeds run in parallel (`--jobs`).
+
+    python bench/incentive_bench.py [--seeds 12] [--days 30] [--replicas 4] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import math
+import os
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+
+from d3.validator.audit import AuditParams, AuditResult, CandidateSet, allot, draw, seed_of
+from d3.validator.pipeline import PipelineLimits
+from d3.validator.scoring import (
+    INITIAL_CREDIBILITY,
+    ScoringParams,
+    exponential_weights,
+    score_miners,
+    update_credibility,
+    windowed_unique,
+)
+from d3.validator.state import Verdict, window_credibility
+from d3.validator.verifier import MAX_MISSING_SHARE
+
+SHARES = (0.0, 0.01, 0.05, 0.10, 0.20, 0.50, 1.0)
+FOUND, DELETED, INVENTED = 0, 1, 2  # the low bits of a simulated tweet ID: what X says
+CHEATER = "m000"  # uid 0; honest miners are m001.. (allot and draw sort by hotkey/block)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One kind of cheater: its strategy and the share of its new tweets it invents."""
+
+    kind: str  # "inventor" or "withholder"
+    share: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}@{self.share:g}"
+
+
+@dataclass(frozen=True)
+class Sim:
+    """Everything a run needs; picklable, so worker processes get it whole."""
+
+    miners: int = 256
+    commits: int = 144  # per miner per period (day)
+    tweets: int = 1000  # real new tweets per commitment
+    deletion: float = 0.02
+    days: int = 30  # measured periods, after the warm-up
+    replicas: int = 4  # cheaters per config per run, each facing the population alone
+    evals_per_day: int = 24  # every 300 blocks (--neuron.weights_interval is 100: 72)
+    check: bool = False  # also call score_miners / window_credibility and compare
+    audit: AuditParams = field(default_factory=AuditParams)
+    scoring: ScoringParams = field(default_factory=ScoringParams)
+    grace_blocks: int = PipelineLimits().grace_blocks
+
+    @property
+    def warmup(self) -> int:
+        """Periods before the window holds a full set of audited periods."""
+        return self.scoring.window_periods - 1
+
+    def seed_block(self, period: int) -> int:
+        """The block whose hash seeds `period`'s audit, as `RoundRunner.audit_periods`."""
+        last = (period + 1) * self.scoring.period_blocks - 1
+        return last + self.grace_blocks + self.audit.delay_blocks
+
+    def verdict_block(self, period: int) -> int:
+        """Where an audit's verdict sorts among the verdicts: the period's own last block
+        (`_audit_period`), although it only exists from the seed block on."""
+        return (period + 1) * self.scoring.period_blocks - 1
+
+    def commit_blocks(self, period: int) -> list[int]:
+        step = self.scoring.period_blocks // self.commits
+        return [period * self.scoring.period_blocks + i * step for i in range(self.commits)]
+
+    def eval_blocks(self, period: int) -> list[int]:
+        """Evenly spaced weight settings inside `period` (mid-slot: none on a boundary)."""
+        pb = self.scoring.period_blocks
+        n = self.evals_per_day
+        return [period * pb + int((j + 0.5) * pb / n) for j in range(n)]
+
+
+class Stream:
+    """One hotkey's counted verdicts (ingest and audit) and its credibility by block.
+
+    `ValidatorState.credibility` is `window_credibility` over the verdicts from the
+    window's start on. Weight settings come in block order, so within a window the EMA is
+    folded on from where it was with `update_credibility`: the same operations in the same
+    order (hence the same float) as `window_credibility` from scratch, which runs whenever
+    the window moves or an audit verdict arrived that sorts before the last setting (it
+    sorts at its period's last block but is made at the seed block, grace + 1 later).
+    """
+
+    def __init__(self, ingest: list[Verdict], ingest_blocks: list[int]):
+        self.ingest = ingest  # block order; may be shared (honest miners, inventors)
+        self.ingest_blocks = ingest_blocks
+        self.audits: list[Verdict] = []
+        self._since = -1
+        self._upto = -1
+        self._i_ingest = 0
+        self._i_audit = 0
+        self._audits_seen = 0
+        self._cred = INITIAL_CREDIBILITY
+
+    def verdicts(self, since: int, block: int) -> list[Verdict]:
+        lo = bisect.bisect_left(self.ingest_blocks, since)
+        hi = bisect.bisect_right(self.ingest_blocks, block)
+        audits = [v for v in self.audits if since <= v.block <= block]
+        return [v for v in (*self.ingest[lo:hi], *audits) if v.counts]
+
+    def credibility(self, since: int, block: int, check: bool = False) -> float:
+        late = any(v.block <= self._upto for v in self.audits[self._audits_seen :])
+        if since != self._since or block < self._upto or late:
+            self._cred = window_credibility(self.verdicts(since, block))
+        else:
+            hi = bisect.bisect_right(self.ingest_blocks, block)
+            new_audits = []
+            while self._i_audit + len(new_audits) < len(self.audits):
+                verdict = self.audits[self._i_audit + len(new_audits)]
+                if verdict.block > block:
+                    break
+                new_audits.append(verdict)
+            new = sorted((*self.ingest[self._i_ingest : hi], *new_audits), key=lambda v: v.block)
+            for verdict in new:
+                if verdict.counts:
+                    for _ in range(verdict.weight):
+                        self._cred = update_credibility(self._cred, verdict.accepted)
+        self._since, self._upto = since, block
+        self._i_ingest = bisect.bisect_right(self.ingest_blocks, block)
+        self._i_audit = sum(1 for v in self.audits if v.block <= block)
+        self._audits_seen = len(self.audits)
+        if check:
+            expected = window_credibility(self.verdicts(since, block))
+            assert self._cred == expected, (self._cred, expected, since, block)
+        return self._cred
+
+
+@dataclass
+class Cheater:
+    """One cheater replica: what the validator holds about it, and what it earned."""
+
+    config: Config
+    replica: int
+    rng: random.Random
+    stream: Stream
+    credits: dict[int, int] = field(default_factory=dict)
+    pools: dict[int, list[CandidateSet]] = field(default_factory=dict)
+    factors: dict[int, tuple[int, int]] = field(default_factory=dict)
+    honest_size: dict[int, int] = field(default_factory=dict)  # period -> honest look-ups
+    committed: int = 0
+    withheld: int = 0
+    audited: int = 0
+    failed: int = 0
+    found_share: float = 0.0  # sum over its audits of found / checked
+    memo: tuple[tuple, dict[int, float]] | None = (
+        None  # (inputs, weights): unchanged inputs, unchanged weights
+    )
+    evals: int = 0
+    weight: float = 0.0
+    honest_weight: float = 0.0  # sum over weight settings of the honest mean weight
+    cred: float = 0.0
+    unique: float = 0.0
+    honest_unique: float = 0.0
+    honest_score_cv: float = 0.0
+    honest_by_miner: list[float] | None = None  # controls only: each honest miner's sum
+
+    def summary(self) -> dict:
+        n = self.evals
+        out = {
+            "ratio": self.weight / self.honest_weight,
+            "cheater_weight": self.weight / n,
+            "honest_weight": self.honest_weight / n,
+            "cheater_credibility": self.cred / n,
+            "unique_ratio": self.unique / self.honest_unique,
+            "honest_score_cv": self.honest_score_cv / n,
+            "audits": self.audited,
+            "failed_audits": self.failed,
+            "found_share": self.found_share / max(1, self.audited),
+            "withheld_share": self.withheld / max(1, self.committed),
+        }
+        if self.honest_by_miner is not None:
+            mean = self.honest_weight / n
+            out["honest_relative"] = [w / n / mean for w in self.honest_by_miner]
+        return out
+
+
+def candidate_table(statuses: Sequence[int], serial: int) -> pa.Table:
+    """IDs whose low two bits say what X will answer for them (FOUND/DELETED/INVENTED)."""
+    ids = [((serial + i) << 2) | s for i, s in enumerate(statuses)]
+    return pa.table({"id": pa.array(ids, pa.int64())})
+
+
+def ask_x(drawn: tuple[pa.Table | None, int]) -> AuditResult:
+    """The simulated X on `draw`'s result, as `RoundRunner._audit_period` makes it an
+    `AuditResult`: found unless deleted or invented, nothing ever altered, and a pick on
+    credit without a candidate counted as checked and not found."""
+    sample, unverifiable = drawn
+    ids = [] if sample is None else sample["id"].to_pylist()
+    return AuditResult(len(ids) + unverifiable, sum(1 for i in ids if i & 3 == FOUND), 0)
+
+
+def audit_verdict(result: AuditResult, block: int, pool_size: int, period: int) -> Verdict:
+    """The credibility verdict `RoundRunner._audit_period` records for an audit result,
+    at `block` (`Sim.verdict_block`), speaking for every audited commitment."""
+    failed = (
+        bool(result.altered)
+        or result.checked == 0
+        or (result.checked - result.found > MAX_MISSING_SHARE * result.checked)
+    )
+    return Verdict(block, not failed, f"audit of period {period}", True, weight=max(1, pool_size))
+
+
+class Run:
+    """One seed: the honest population once, every cheater replica against it alone.
+
+    Honest miners' candidates and audit draws do not depend on the cheater except through
+    their allotment size, so they are drawn once per (miner, period, size) and shared.
+    Honest miners commit at the same blocks, so one whose audits in the window all passed
+    has the same verdicts, hence the same credibility, as any other such miner.
+    """
+
+    def __init__(self, sim: Sim, seed: int, configs: Sequence[Config]):
+        self.sim = sim
+        self.seed = seed
+        self.rng = random.Random(seed_of("honest", seed))
+        self.honest = [f"m{uid:03d}" for uid in range(1, sim.miners)]
+        self.serial = 0
+        self.honest_credit: dict[int, int] = {}  # the same for every honest miner
+        self.honest_pools: dict[str, dict[int, list[CandidateSet]]] = {h: {} for h in self.honest}
+        # (hotkey, period, size) -> the audit and its verdict
+        self.honest_audits: dict[tuple[str, int, int], tuple[AuditResult, Verdict]] = {}
+        self.honest_failed: dict[tuple[int, int], list[str]] = {}  # (period, size) -> hotkeys
+        self.shared_ingest: list[Verdict] = []
+        self.shared_blocks: list[int] = []
+        self.clean = Stream(self.shared_ingest, self.shared_blocks)  # every audit passed
+        self._clean_at: tuple[int, float] = (-1, 0.0)
+        self._honest_view: dict[tuple, tuple[list[int], float, float]] = {}
+        self.cheaters: list[Cheater] = []
+        for config in configs:
+            for replica in range(sim.replicas):
+                own = config.kind == "withholder"
+                stream = Stream([], []) if own else Stream(self.shared_ingest, self.shared_blocks)
+                rng = random.Random(seed_of("cheater", seed, config.name, replica))
+                cheater = Cheater(config, replica, rng, stream)
+                if config.share == 0:
+                    cheater.honest_by_miner = [0.0] * len(self.honest)
+                self.cheaters.append(cheater)
+
+    def next_ids(self, n: int) -> int:
+        start = self.serial
+        self.serial += n
+        return start
+
+    # -- commitments ---------------------------------------------------------------------
+
+    def honest_period(self, period: int) -> None:
+        """Every honest miner's commitments of `period`: R new tweets each, all real, so
+        deletions are an honest audit's only noise. One table per miner, sliced per
+        commitment (`CandidateSet`s), keeps 36,864 commitments a day affordable."""
+        sim, k = self.sim, self.sim.audit.candidates_per_commitment
+        blocks = sim.commit_blocks(period)
+        self.honest_credit[period] = sim.commits * sim.tweets
+        for h in self.honest:
+            statuses = [
+                DELETED if self.rng.random() < sim.deletion else FOUND
+                for _ in range(sim.commits * k)
+            ]
+            table = candidate_table(statuses, self.next_ids(len(statuses)))
+            self.honest_pools[h][period] = [
+                CandidateSet(b, sim.tweets, table.slice(i * k, k)) for i, b in enumerate(blocks)
+            ]
+        self.shared_ingest += [Verdict(b, True, "accepted") for b in blocks]
+        self.shared_blocks += blocks
+
+    def cheater_period(self, cheater: Cheater, period: int) -> None:
+        """One replica's commitments of `period`: its candidates are drawn without
+        replacement from R real and R f / (1 - f) invented tweets, so the number of
+        invented candidates is exactly what uniform ranking of that commitment gives."""
+        sim, k = self.sim, self.sim.audit.candidates_per_commitment
+        rng, share = cheater.rng, cheater.config.share
+        real = 0 if share >= 1 else sim.tweets
+        total = sim.tweets if share >= 1 else round(sim.tweets / (1 - share))
+        withholder = cheater.config.kind == "withholder"
+        kept: list[tuple[int, list[int]]] = []
+        for block in sim.commit_blocks(period):
+            picks = rng.sample(range(total), min(k, total))  # uniform over its new tweets
+            statuses = [
+                INVENTED if i >= real else DELETED if rng.random() < sim.deletion else FOUND
+                for i in picks
+            ]
+            cheater.committed += 1
+            if withholder:  # it sees its candidates before it uploads
+                accepted = INVENTED not in statuses
+                cheater.stream.ingest.append(
+                    Verdict(block, accepted, "accepted" if accepted else "upload withheld")
+                )
+                cheater.stream.ingest_blocks.append(block)
+                if not accepted:
+                    cheater.withheld += 1
+                    continue
+            kept.append((block, statuses))
+        if not kept:
+            return
+        flat = [s for _, statuses in kept for s in statuses]
+        table = candidate_table(flat, self.next_ids(len(flat)))
+        cheater.pools[period] = [
+            CandidateSet(block, total, table.slice(i * k, k)) for i, (block, _) in enumerate(kept)
+        ]
+        cheater.credits[period] = total * len(kept)
+
+    # -- the audit of a closed period ----------------------------------------------------
+
+    def honest_audit(self, hotkey: str, period: int, size: int) -> tuple[AuditResult, Verdict]:
+        key = (hotkey, period, size)
+        if key not in self.honest_audits:
+            pool = self.honest_pools[hotkey][period]
+            result = ask_x(draw(pool, size, seed_of(self.seed, "honest", hotkey, period)))
+            verdict = audit_verdict(result, self.sim.verdict_block(period), len(pool), period)
+            self.honest_audits[key] = (result, verdict)
+            if not verdict.accepted:
+                self.honest_failed.setdefault((period, size), []).append(hotkey)
+        return self.honest_audits[key]
+
+    def audit(self, period: int) -> None:
+        """Every replica's audit of `period` at its seed block (`_audit_period`)."""
+        block = self.sim.verdict_block(period)
+        self.clean.audits.append(
+            Verdict(block, True, f"audit of period {period}", True, weight=self.sim.commits)
+        )
+        for cheater in self.cheaters:
+            credits = {h: self.honest_credit[period] for h in self.honest}
+            credits[CHEATER] = cheater.credits.get(period, 0)
+            sizes = allot(credits, self.sim.audit)
+            for hotkey, size in sizes.items():
+                if hotkey != CHEATER:
+                    self.honest_audit(hotkey, period, size)
+            honest_sizes = {size for hotkey, size in sizes.items() if hotkey != CHEATER}
+            assert len(honest_sizes) == 1, honest_sizes  # equal credit, equal look-ups
+            cheater.honest_size[period] = honest_sizes.pop()
+            if CHEATER not in sizes:  # no credit this period: nothing to audit
+                continue
+            pool = cheater.pools.get(period, [])
+            seed = seed_of(self.seed, cheater.config.name, cheater.replica, period)
+            result = ask_x(draw(pool, sizes[CHEATER], seed))
+            verdict = audit_verdict(result, block, len(pool), period)
+            cheater.factors[period] = result.factor
+            cheater.stream.audits.append(verdict)
+            cheater.audited += 1
+            cheater.found_share += result.found / result.checked if result.checked else 0
+            cheater.failed += not verdict.accepted
+        for h in self.honest:
+            self.honest_pools[h].pop(period, None)  # close_audit_period drops candidates
+        for cheater in self.cheaters:
+            cheater.pools.pop(period, None)
+
+    # -- weights -------------------------------------------------------------------------
+
+    def clean_credibility(self, since: int, block: int) -> float:
+        """The credibility of every honest miner whose audits in the window passed."""
+        if self._clean_at[0] != block:
+            self._clean_at = (block, self.clean.credibility(since, block, self.sim.check))
+        return self._clean_at[1]
+
+    def honest_view(self, block: int, sig: tuple[tuple[int, int], ...]) -> tuple:
+        """Honest miners' `windowed_unique` (the same within a period for the same audits),
+        their mean and coefficient of variation of unique."""
+        period = self.sim.scoring.period_of(block)
+        key = (period, sig)
+        if key not in self._honest_view:
+            uniques = []
+            for h in self.honest:
+                factors = {p: self.honest_audits[(h, p, s)][0].factor for p, s in sig}
+                uniques.append(
+                    windowed_unique(self.honest_credit, block, 0, self.sim.scoring, factors)
+                )
+            mean = sum(uniques) / len(uniques)
+            var = sum((u - mean) ** 2 for u in uniques) / len(uniques)
+            self._honest_view = {key: (uniques, mean, math.sqrt(var) / mean if mean else 0.0)}
+        return self._honest_view[key]
+
+    def honest_credibility(self, cheater: Cheater, since: int, block: int) -> list[float]:
+        """Honest miners' credibility under this replica's allotments (an honest miner
+        whose audit failed in the window, which deletions alone rarely cause, has its own)."""
+        clean = self.clean_credibility(since, block)
+        creds = [clean] * len(self.honest)
+        dirty = {
+            h
+            for p, s in cheater.honest_size.items()
+            if since <= self.sim.verdict_block(p) <= block
+            for h in self.honest_failed.get((p, s), ())
+        }
+        for h in dirty:  # an audit that failed in the window: its own EMA
+            stream = Stream(self.shared_ingest, self.shared_blocks)
+            stream.audits = [
+                self.honest_audits[(h, p, s)][1]
+                for p, s in sorted(cheater.honest_size.items())
+                if (h, p, s) in self.honest_audits
+            ]
+            creds[self.honest.index(h)] = stream.credibility(since, block)
+        return creds
+
+    def evaluate(self, cheater: Cheater, block: int) -> None:
+        """One weight setting at `block` as this replica's validator would make it, and
+        what the replica and the honest miners got from it."""
+        scoring = self.sim.scoring
+        period, since = scoring.period_of(block), scoring.window_start(block)
+        oldest = period - scoring.window_periods + 1
+        sig = tuple(sorted((p, s) for p, s in cheater.honest_size.items() if p >= oldest))
+        uniques, honest_mean_unique, cv = self.honest_view(block, sig)
+        creds = self.honest_credibility(cheater, since, block)
+        cred = cheater.stream.credibility(since, block, self.sim.check)
+        unique = windowed_unique(cheater.credits, block, 0, scoring, cheater.factors)
+        key = (period, sig, unique, cred, tuple(creds))
+        if cheater.memo is not None and cheater.memo[0] == key:
+            weights = cheater.memo[1]
+        else:  # score_miners: unique x credibility, on the exponential curve
+            scores = {0: unique * cred}
+            for uid, (u, c) in enumerate(zip(uniques, creds, strict=True), start=1):
+                scores[uid] = u * c
+            weights = exponential_weights(scores, scoring.decay)
+            cheater.memo = (key, weights)
+        if self.sim.check:
+            self.check(cheater, block, creds, cred, weights)
+        honest_total = sum(weights.values()) - weights[0]
+        cheater.evals += 1
+        cheater.weight += weights[0]
+        cheater.honest_weight += honest_total / len(self.honest)
+        cheater.cred += cred
+        cheater.unique += unique
+        cheater.honest_unique += honest_mean_unique
+        cheater.honest_score_cv += cv
+        if cheater.honest_by_miner is not None:
+            for i in range(len(self.honest)):
+                cheater.honest_by_miner[i] += weights[i + 1]
+
+    def check(
+        self,
+        cheater: Cheater,
+        block: int,
+        creds: list[float],
+        cred: float,
+        weights: dict[int, float],
+    ) -> None:
+        """`score_miners` on the whole state must give exactly the weights used."""
+        neurons = [(0, CHEATER, 0)] + [(i, h, 0) for i, h in enumerate(self.honest, start=1)]
+        credits = {h: self.honest_credit for h in self.honest} | {CHEATER: cheater.credits}
+        factors = {
+            h: {p: self.honest_audits[(h, p, s)][0].factor for p, s in cheater.honest_size.items()}
+            for h in self.honest
+        } | {CHEATER: cheater.factors}
+        credibility = dict(zip(self.honest, creds, strict=True)) | {CHEATER: cred}
+        scored = score_miners(neurons, credits, credibility, block, self.sim.scoring, factors)
+        assert [s.weight for s in scored] == [weights[uid] for uid in range(len(scored))]
+
+    def run(self) -> dict[str, list[dict]]:
+        """Periods in block order: a period's commitments, the weight settings before the
+        previous period's audit (its seed block is `grace + 1` into this period), the
+        audit, the settings after it. Weights are measured once the window is full."""
+        sim = self.sim
+        for period in range(sim.warmup + sim.days):
+            self.honest_period(period)
+            for cheater in self.cheaters:
+                self.cheater_period(cheater, period)
+            evals = sim.eval_blocks(period) if period >= sim.warmup else []
+            seed = sim.seed_block(period - 1) if period else -1
+            for block in [b for b in evals if b < seed]:  # before the last period's audit
+                for cheater in self.cheaters:
+                    self.evaluate(cheater, block)
+            if period:
+                self.audit(period - 1)
+            for block in [b for b in evals if b >= seed]:
+                for cheater in self.cheaters:
+                    self.evaluate(cheater, block)
+            self.forget(period - sim.scoring.window_periods - 1)
+        out: dict[str, list[dict]] = {}
+        for cheater in self.cheaters:
+            out.setdefault(cheater.config.name, []).append(cheater.summary())
+        return out
+
+    def forget(self, oldest: int) -> None:
+        """Drop periods no window can reach any more (the validator's history horizon)."""
+        for period in [p for p in self.honest_credit if p < oldest]:
+            del self.honest_credit[period]
+        self.honest_audits = {k: v for k, v in self.honest_audits.items() if k[1] >= oldest}
+        for cheater in self.cheaters:
+            for ledger in (cheater.credits, cheater.factors, cheater.honest_size):
+                for period in [p for p in ledger if p < oldest]:
+                    del ledger[period]
+
+
+def run_seed(sim: Sim, seed: int, configs: Sequence[Config]) -> dict[str, list[dict]]:
+    return Run(sim, seed, configs).run()
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5 % quantile: a table to 10 degrees of freedom, then the
+    Cornish-Fisher expansion (error below 1e-3 from there on); there is no scipy here."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval over seeds (the independent runs), the lower end clamped
+    at 0: a weight ratio is never negative."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, max(0.0, mean - half), mean + half
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def aggregate(per_seed: list[dict[str, list[dict]]], configs: Sequence[Config]) -> dict:
+    """Per config: replicas averaged within a seed, then mean and interval over seeds."""
+    out = {}
+    for config in configs:
+        seeds = [s[config.name] for s in per_seed]
+        flat = [r for reps in seeds for r in reps]
+        ratio, lo, hi = interval([statistics.fmean(r["ratio"] for r in reps) for reps in seeds])
+        audits = sum(r["audits"] for r in flat)
+        figures = {
+            "kind": config.kind,
+            "share": config.share,
+            "ratio": ratio,
+            "ratio_ci95": [lo, hi],
+            "ratio_per_seed": [statistics.fmean(r["ratio"] for r in reps) for reps in seeds],
+            "ratio_p05_p50_p95": [
+                quantile([r["ratio"] for r in flat], q) for q in (0.05, 0.5, 0.95)
+            ],
+            "cheater_weight": statistics.fmean(r["cheater_weight"] for r in flat),
+            "honest_weight": statistics.fmean(r["honest_weight"] for r in flat),
+            "cheater_credibility": statistics.fmean(r["cheater_credibility"] for r in flat),
+            "unique_ratio": statistics.fmean(r["unique_ratio"] for r in flat),
+            "failed_audit_share": sum(r["failed_audits"] for r in flat) / max(1, audits),
+            "found_share": statistics.fmean(r["found_share"] for r in flat),
+            "withheld_share": statistics.fmean(r["withheld_share"] for r in flat),
+            "honest_score_cv": statistics.fmean(r["honest_score_cv"] for r in flat),
+        }
+        rel = [w for r in flat for w in r.get("honest_relative", ())]
+        if rel:
+            figures["honest_weight_rel"] = {
+                "stdev": statistics.pstdev(rel),
+                "p05_p50_p95": [quantile(rel, q) for q in (0.05, 0.5, 0.95)],
+                "max": max(rel),
+                "share_below_0.01": sum(1 for w in rel if w < 0.01) / len(rel),
+                "miners": len(rel),
+            }
+        out[config.name] = figures
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=12, help="independent runs")
+    parser.add_argument("--days", type=int, default=30, help="measured periods per run")
+    parser.add_argument("--replicas", type=int, default=4, help="cheaters per config per run")
+    parser.add_argument("--miners", type=int, default=256)
+    parser.add_argument("--commits", type=int, default=144, help="per miner per period")
+    parser.add_argument("--tweets", type=int, default=1000, help="real new tweets a commitment")
+    parser.add_argument("--deletion", type=float, default=0.02, help="P(real tweet not found)")
+    parser.add_argument("--evals-per-day", type=int, default=24, help="weight settings a day")
+    parser.add_argument("--lookups", type=int, default=AuditParams().lookups_per_period)
+    parser.add_argument(
+        "--shares", default=",".join(f"{s:g}" for s in SHARES), help="invented shares f"
+    )
+    parser.add_argument("--no-withholder", action="store_true", help="inventors only")
+    parser.add_argument("--check", action="store_true", help="compare with score_miners (slow)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args()
+
+    sim = Sim(
+        miners=args.miners,
+        commits=args.commits,
+        tweets=args.tweets,
+        deletion=args.deletion,
+        days=args.days,
+        replicas=args.replicas,
+        evals_per_day=args.evals_per_day,
+        check=args.check,
+        audit=AuditParams(lookups_per_period=args.lookups),
+    )
+    shares = [float(s) for s in args.shares.split(",")]
+    configs = [Config("inventor", s) for s in shares]
+    if not args.no_withholder:
+        configs += [Config("withholder", s) for s in shares if s > 0]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    started = time.perf_counter()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            per_seed = list(pool.map(run_seed, [sim] * len(seeds), seeds, [configs] * len(seeds)))
+    else:
+        per_seed = [run_seed(sim, s, configs) for s in seeds]
+    elapsed = time.perf_counter() - started
+    figures = aggregate(per_seed, configs)
+    report(sim, shares, configs, figures, len(seeds), args.jobs, elapsed)
+    if args.json:
+        params = {**asdict(sim), "seeds": seeds, "jobs": args.jobs}
+        print(json.dumps({"params": params, "elapsed_s": round(elapsed, 1), "configs": figures}))
+
+
+def report(
+    sim: Sim,
+    shares: Sequence[float],
+    configs: Sequence[Config],
+    figures: dict,
+    seeds: int,
+    jobs: int,
+    elapsed: float,
+) -> None:
+    honest_n = allot({f"m{u:03d}": sim.tweets for u in range(sim.miners)}, sim.audit)["m001"]
+    print(
+        f"{sim.miners} miners, {sim.commits} commitments a day x {sim.tweets} new tweets, "
+        f"deletion {sim.deletion:.0%}, {sim.audit.lookups_per_period} look-ups a period "
+        f"(an honest miner gets {honest_n}), {sim.audit.candidates_per_commitment} candidates "
+        f"a commitment; {seeds} seeds x {sim.replicas} cheaters a config x {sim.days} days "
+        f"after a {sim.warmup}-day warm-up, {sim.evals_per_day} weight settings a day; "
+        f"{elapsed:.0f} s on {jobs} job(s)"
+    )
+    print("ratio = cheater weight / honest mean weight (1 = as good as honest) [95% CI, seeds]")
+    print(
+        f"{'f':>5} | {'inventor':>23} | {'audits failed':>13} | {'cred':>5} | {'credit':>6} "
+        f"| {'withholder':>23} | {'withheld':>8} | {'cred':>5} | {'credit':>6}"
+    )
+    for share in shares:
+        inv = figures[Config("inventor", share).name]
+        wh = figures.get(Config("withholder", share).name)
+        left = (
+            f"{share:>5.0%} | {inv['ratio']:>7.3f} "
+            f"[{inv['ratio_ci95'][0]:>6.3f}, {inv['ratio_ci95'][1]:>6.3f}] | "
+            f"{inv['failed_audit_share']:>13.1%} | {inv['cheater_credibility']:>5.3f} | "
+            f"{inv['unique_ratio']:>6.3f}"
+        )
+        if wh is None:
+            right = f"{'-':>23} | {'-':>8} | {'-':>5} | {'-':>6}"
+        else:
+            right = (
+                f"{wh['ratio']:>7.3f} [{wh['ratio_ci95'][0]:>6.3f}, {wh['ratio_ci95'][1]:>6.3f}]"
+                f" | {wh['withheld_share']:>8.1%} | {wh['cheater_credibility']:>5.3f} | "
+                f"{wh['unique_ratio']:>6.3f}"
+            )
+        print(f"{left} | {right}")
+    control = figures[configs[0].name]
+    rel = control.get("honest_weight_rel")
+    if rel:
+        p05, p50, p95 = rel["p05_p50_p95"]
+        print(
+            f"honest miners (in the {configs[0].name} runs), each one's weight over {sim.days} "
+            f"days / the honest mean: stdev {rel['stdev']:.2f}, 5/50/95% {p05:.2f} / {p50:.2f} "
+            f"/ {p95:.2f}, max {rel['max']:.1f}, {rel['share_below_0.01']:.0%} below 0.01; "
+            f"their credit differs by {control['honest_score_cv']:.2%} (coefficient of variation)"
+        )
+
+
+if __name__ == "__main__":
+    main()
