@@ -322,7 +322,8 @@ class Run:
             self.honest_pools[h][period] = [
                 CandidateSet(b, sim.tweets, table.slice(i * k, k)) for i, b in enumerate(blocks)
             ]
-        self.shared_ingest += [Verdict(b, True, "accepted") for b in blocks]
+        # As `RoundRunner._apply` with audits on: passing the structural checks is neutral.
+        self.shared_ingest += [Verdict(b, True, "accepted", counts=False) for b in blocks]
         self.shared_blocks += blocks
 
     def cheater_period(self, cheater: Cheater, period: int) -> None:
@@ -344,8 +345,13 @@ class Run:
             cheater.committed += 1
             if withholder:  # it sees its candidates before it uploads
                 accepted = INVENTED not in statuses
-                cheater.stream.ingest.append(
-                    Verdict(block, accepted, "accepted" if accepted else "upload withheld")
+                cheater.stream.ingest.append(  # a withheld upload is a counted rejection
+                    Verdict(
+                        block,
+                        accepted,
+                        "accepted" if accepted else "upload withheld",
+                        counts=not accepted,
+                    )
                 )
                 cheater.stream.ingest_blocks.append(block)
                 if not accepted:

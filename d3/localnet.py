@@ -278,7 +278,8 @@ class LocalNet:
         out = {}
         for name, role in self.roles.items():
             plan = self.dir / f"{name}.toml"  # copier and fabricator ignore the queries
-            index = {"honest": None, "diluter": self.args.miners}.get(role, 0)
+            # The diluter gets topics of its own, so its gain cannot be an honest miner's loss.
+            index = {"honest": None, "diluter": self.args.miners + 1}.get(role, 0)
             plan.write_text(plan_toml(int(name.removeprefix("miner")) if index is None else index))
             argv = [
                 *self._argv(name, "miner.py"),

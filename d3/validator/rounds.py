@@ -227,7 +227,11 @@ class RoundRunner:
         for dropped, reason in outcome.dropped:
             judgements.append(Judgement(dropped, False, reason, item.block))
             log.warning("ancestor manifest {} rejected: {}", dropped[:12], reason)
-        verdict = Verdict(item.block, True, notes, True, sha, new) if outcome.complete else None
+        # With audits, passing the structural checks is no evidence that tweets are real:
+        # credibility then moves on the audits (and on rejections) only, so a failed audit
+        # is not washed out by the commitments that follow it.
+        counts = self.audit is None
+        verdict = Verdict(item.block, True, notes, counts, sha, new) if outcome.complete else None
         audit = None
         if self.audit is not None:  # one record per application (a long ancestry: parts)
             rows = table_to_bytes(candidates) if candidates is not None else None

@@ -10,6 +10,7 @@ import string
 import bittensor as bt
 import pytest
 
+from d3.validator.scoring import INITIAL_CREDIBILITY
 from tests.validator.conftest import run
 
 from .support import Arena
@@ -56,7 +57,7 @@ def test_replayed_commitment_of_another_hotkey_is_rejected(
     assert mine is not None and mine.accepted
     assert theirs is not None and not theirs.accepted and theirs.reason == reason
     assert credited == {"honest": 200, "replayer": 0}
-    assert cred[arena.hotkey("replayer")] < cred[arena.hotkey("honest")]
+    assert cred[arena.hotkey("replayer")] < cred.get(arena.hotkey("honest"), INITIAL_CREDIBILITY)
 
 
 def _garbage() -> dict[str, bytes]:

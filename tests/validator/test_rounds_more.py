@@ -220,4 +220,4 @@ def test_a_seed_block_not_final_yet_waits_and_never_costs_the_miner(net, redis_u
     stalled, resumed, credibility = run(body())
     assert not stalled.rejected and len(stalled.pending) == 1
     assert resumed.accepted == stalled.pending and resumed.new_unique == 100
-    assert credibility[net.wallet("miner").hotkey.ss58_address] == 1.0
+    assert credibility.get(net.wallet("miner").hotkey.ss58_address, 1.0) == 1.0
