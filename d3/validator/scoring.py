@@ -12,9 +12,11 @@
     weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
 
     credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
-                 over h's commitments in the window, in block order, from
-                 INITIAL_CREDIBILITY; outcome = 1 for a verified commitment, 0 for a
-                 rejected one (the validator's own failures are not counted)
+                 over h's verdicts in the window, in block order, from
+                 INITIAL_CREDIBILITY; outcome = 0 for a rejected commitment, and for each
+                 audit 1 (passed) or 0 (failed), once per commitment it audited; passing
+                 the structural checks counts only when no audits run; the validator's
+                 own failures never count
     fresh(t, c)  a tweet t earns credit in commitment c only if it was created at or after
                  the timestamp of block (period(c) − FRESH_PERIODS) × PERIOD_BLOCKS
 
