@@ -102,6 +102,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def registered(client, net: Net, names) -> dict:
+    """name -> chain of each named wallet, registered on the subnet."""
+    chains = {n: await net.chain(client, n) for n in names}
+    for chain in chains.values():
+        assert (await chain.register()).ok
+    return chains
+
+
 async def audit_now(runner: RoundRunner, dev: DevSubstrate):
     """Close the current period (advance to the block that seeds its audit) and run the
     round that audits it; returns that round's report."""

@@ -11,15 +11,8 @@ from d3.validator.audit import AuditParams, CandidateSet, draw
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.scoring import INITIAL_CREDIBILITY
 
-from .conftest import NETUID, audit_now, make_runner, run
+from .conftest import NETUID, audit_now, make_runner, registered, run
 from .helpers import TruthLookup, write_dataset
-
-
-async def _registered(client, net, names):
-    chains = {n: await net.chain(client, n) for n in names}
-    for chain in chains.values():
-        assert (await chain.register()).ok
-    return chains
 
 
 def test_rows_are_ranked_only_after_the_grace_period(net, redis_url):
@@ -30,7 +23,7 @@ def test_rows_are_ranked_only_after_the_grace_period(net, redis_url):
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "miner"])
+            chains = await registered(client, net, ["validator", "miner"])
             published = write_dataset(
                 net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
             )
@@ -57,7 +50,7 @@ def test_an_invented_ancestor_split_across_parts_is_still_audited(net, redis_url
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "cheat"])
+            chains = await registered(client, net, ["validator", "cheat"])
             signer, host = net.wallet("cheat").hotkey, net.data_dir / "cheat"
             # Two never-committed ancestors of invented tweets, then the committed manifest.
             first = write_dataset(host, signer, NETUID, [invented.slice(0, 100)])
@@ -107,7 +100,7 @@ def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "honest", "staller"])
+            chains = await registered(client, net, ["validator", "honest", "staller"])
             for name, table in (("honest", honest_table), ("staller", staller_table)):
                 published = write_dataset(
                     net.data_dir / name, net.wallet(name).hotkey, NETUID, [table]

@@ -13,15 +13,8 @@ from d3.manifest import build_manifest
 from d3.shards import encode_shard
 from d3.validator.pipeline import PipelineLimits
 
-from .conftest import NETUID, make_runner, run
+from .conftest import NETUID, make_runner, registered, run
 from .helpers import TruthLookup, write_dataset
-
-
-async def _registered(client, net, names):
-    chains = {n: await net.chain(client, n) for n in names}
-    for chain in chains.values():
-        assert (await chain.register()).ok
-    return chains
 
 
 def test_missed_commitments_are_read_from_chain_history(net, redis_url):
@@ -29,7 +22,7 @@ def test_missed_commitments_are_read_from_chain_history(net, redis_url):
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "miner"])
+            chains = await registered(client, net, ["validator", "miner"])
             signer = net.wallet("miner").hotkey
             parent = None
             for table in tables:  # three commits; the validator only ever sees the last
@@ -55,7 +48,7 @@ def test_late_upload_waits_then_counts_and_holds_back_later_commits(net, redis_u
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "slow", "fast"])
+            chains = await registered(client, net, ["validator", "slow", "fast"])
             slow = net.wallet("slow").hotkey
             # The slow miner commits first but has not uploaded yet.
             shard = encode_shard(early)
@@ -87,7 +80,7 @@ def test_late_upload_waits_then_counts_and_holds_back_later_commits(net, redis_u
 def test_never_uploaded_is_rejected_after_the_grace_period(net, redis_url):
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "ghost"])
+            chains = await registered(client, net, ["validator", "ghost"])
             missing = "0" * 64
             locator = parse_locator(f"file://{net.data_dir}/ghost")
             assert (await chains["ghost"].commit(Commitment(missing, locator).encode())).ok
@@ -117,7 +110,7 @@ def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
 
     async def body(second_url: str):
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["v1", "v2", *datasets])
+            chains = await registered(client, net, ["v1", "v2", *datasets])
             for hk in ("v1", "v2"):
                 net.dev.set_stake(chains[hk].hotkey, 10**12)
             for name, tables in datasets.items():
@@ -147,7 +140,7 @@ def test_a_long_uncommitted_ancestry_is_taken_oldest_first_not_rejected(net, red
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            chains = await _registered(client, net, ["validator", "miner"])
+            chains = await registered(client, net, ["validator", "miner"])
             signer, parent = net.wallet("miner").hotkey, None
             for table in tables:
                 published = write_dataset(net.data_dir / "miner", signer, NETUID, [table], parent)
@@ -172,7 +165,7 @@ def test_a_long_uncommitted_ancestry_is_taken_oldest_first_not_rejected(net, red
 async def _one_commitment_past_grace(client, net, redis_url, table):
     """One miner's commitment of `table`, 10 blocks old (past the 5-block grace), and a
     validator runner that looks it up against the truth."""
-    chains = await _registered(client, net, ["validator", "miner"])
+    chains = await registered(client, net, ["validator", "miner"])
     published = write_dataset(net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table])
     assert (await chains["miner"].commit(published.commitment)).ok
     net.dev.advance(10)
