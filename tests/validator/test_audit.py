@@ -122,3 +122,44 @@ def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
     assert scores[chains["honest"].hotkey].unique == 40
     assert scores[chains["staller"].hotkey].unique == 0  # its credit waits for evidence
     assert open_periods == [0]  # the period stays open for the one that waits
+
+
+def test_deleted_tweets_within_the_allowance_cost_an_honest_miner_only_themselves(net, redis_url):
+    """X loses tweets (deletions) between scrape and audit: an honest miner loses about
+    their share of its credit and nothing of its credibility."""
+    table = synthetic_table(100, seed=65)
+    survivors = table.slice(10)  # the first 10 were deleted on X since the scrape
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await registered(client, net, ["validator", "miner"])
+            published = write_dataset(
+                net.data_dir / "m", net.wallet("miner").hotkey, NETUID, [table]
+            )
+            assert (await chains["miner"].commit(published.commitment)).ok
+            runner = make_runner(
+                chains["validator"],
+                redis_url,
+                TruthLookup(survivors),
+                audit=AuditParams(
+                    lookups_per_period=100,
+                    min_per_miner=100,
+                    candidates_per_commitment=100,
+                    rank_delay_blocks=1,
+                ),
+            )
+            net.dev.advance(1)
+            await runner.process(await chains["validator"].metagraph())
+            await audit_now(runner, net.dev)
+            [score] = [
+                s
+                for s in await runner.scores(await chains["validator"].metagraph())
+                if s.hotkey == chains["miner"].hotkey
+            ]
+            [result] = (await runner.state.audits())[chains["miner"].hotkey].values()
+            return score, result
+
+    score, result = run(body())
+    assert (result.found, result.checked, result.altered) == (90, 100, 0)
+    assert score.unique == 90  # its deletions, and no more
+    assert score.credibility == INITIAL_CREDIBILITY  # within the allowance: no penalty
