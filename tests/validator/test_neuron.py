@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -134,14 +136,20 @@ def test_no_lookup_source_refuses_to_start_unless_structure_only_is_chosen(
 def test_structure_only_mode_is_loud(net, redis_url):
     run(_register_and_publish(net, {}))
     process = _validator(net, redis_url)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stderr], daemon=True
+    )
+    reader.start()
     try:
-        line = process.stderr.readline()
-        while line and "STRUCTURE-ONLY MODE" not in line:
-            line = process.stderr.readline()
+        deadline = time.monotonic() + 60  # a bound, not a wait: the line comes at start-up
+        line = ""
+        while "STRUCTURE-ONLY MODE" not in line:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         assert "invented tweets" in line
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        process.wait(timeout=30)
 
 
 def test_redis_unreachable_too_long_exits_non_zero(net):
