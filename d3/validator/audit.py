@@ -105,12 +105,14 @@ def lowest_keys(table: pa.Table, seed: int, count: int) -> pa.Table:
 
 
 def allot(credits: Mapping[str, int], params: AuditParams) -> dict[str, int]:
-    """Look-ups per hotkey for one period, in proportion to the credit at stake."""
-    total = sum(c for c in credits.values() if c > 0)
+    """Look-ups per hotkey for one period: `min_per_miner` each, and the rest of
+    `lookups_per_period` in proportion to the credit at stake. The total never exceeds
+    `lookups_per_period` while the minimums fit in it (256 uids × 8 = 2,048 of 8,000)."""
+    staked = {hotkey: credit for hotkey, credit in sorted(credits.items()) if credit > 0}
+    total = sum(staked.values())
+    spare = max(0, params.lookups_per_period - params.min_per_miner * len(staked))
     return {
-        hotkey: max(params.min_per_miner, params.lookups_per_period * credit // total)
-        for hotkey, credit in sorted(credits.items())
-        if credit > 0
+        hotkey: params.min_per_miner + spare * credit // total for hotkey, credit in staked.items()
     }
 
 

@@ -13,8 +13,8 @@ from d3.validator import audit, index, pipeline, scoring, verifier
 
 
 def _example() -> str:
-    scores = {0: 90_000.0, 1: 60_000.0, 2: 60_000.0, 3: 10_000.0, 4: 0.0}
-    weights = scoring.exponential_weights(scores, scoring.DECAY)
+    scores = {0: 90_000.0, 1: 85_000.0, 2: 60_000.0, 3: 60_000.0, 4: 10_000.0, 5: 0.0}
+    weights = scoring.exponential_weights(scores, scoring.DECAY, scoring.TIE_TOLERANCE)
     rows = ["| uid | score | weight |", "| --- | ---: | ---: |"]
     rows += [f"| {uid} | {int(s):,} | {weights[uid]:.4f} |" for uid, s in scores.items()]
     return "\n".join(rows)
@@ -47,6 +47,16 @@ def _constants() -> str:
         ("`PERIOD_BLOCKS`", scoring.PERIOD_BLOCKS, "`--scoring.period_blocks`: blocks per period"),
         ("`WINDOW_PERIODS`", scoring.WINDOW_PERIODS, "`--scoring.window_periods`"),
         ("`DECAY`", scoring.DECAY, "`--scoring.decay`: weight ratio of adjacent ranks"),
+        (
+            "`TIE_TOLERANCE`",
+            scoring.TIE_TOLERANCE,
+            "`--scoring.tie_tolerance`: how much more score it takes to outrank a miner",
+        ),
+        (
+            "`CONFIDENCE_Z`",
+            scoring.CONFIDENCE_Z,
+            "`--scoring.confidence_z`: standard errors of audit noise a score gives up",
+        ),
         (
             "`FRESH_PERIODS`",
             scoring.FRESH_PERIODS,
@@ -139,7 +149,9 @@ nobody after. Credit turns into weights like this:
 
 ## Example
 
-With `DECAY = {scoring.DECAY}` (equal scores share a rank; the next rank skips past them):
+With `DECAY = {scoring.DECAY}` and `TIE_TOLERANCE = {scoring.TIE_TOLERANCE}`: 85,000 is within
+10 % of 90,000, so both rank 0; the two at 60,000 have two miners more than 10 % above them
+(rank 2), and 10,000 has four (rank 4):
 
 {_example()}
 
@@ -189,7 +201,8 @@ at stake (`d3/validator/audit.py`):
    candidates for each part.
 2. When a period is closed (all its commitments judged, and the block `delay_blocks`
    after its grace period final), each miner with credit in it gets
-   `max(min_per_miner, lookups_per_period × its share of the period's credit)` look-ups,
+   `min_per_miner` look-ups plus the rest of `lookups_per_period` in proportion to its
+   share of the period's credit (never more than `lookups_per_period` in all),
    drawn from its candidates with probability proportional to each commitment's new
    rows, seeded by that block's hash: every validator asks X about the same tweets. A
    pick that falls on a commitment with credit but no candidate (padded until none of
@@ -207,14 +220,33 @@ also costs credibility, which multiplies everything. A miner that invents everyt
 credited nothing once its first period is audited. The ranking exists only after the
 upload window closes, so there is nothing to dodge by withholding.
 
-**Known gap (measured, not yet fixed).** The claim above is about expected *credit*.
-Weights come from *ranks* on the exponential curve, and among miners whose credit is
-within the audit's sampling noise of each other, a cheater's noisier credit (inflated
-volume times a sampled found share) wins the top rank often enough that inventing a
-share of one's tweets still raises its expected *weight* several times over
-(`bench/incentive_bench.py`, table in `bench/README.md`). The fix belongs to the scoring
-curve and the estimator (a conservative bound on the found share, and weights that do
-not turn equal credit into a lottery) and is the next step of this work.
+### Why a tolerance and a confidence bound
+
+Expected credit is not what pays: weights come from *ranks*, and rank 0 takes half the
+emission. Among miners whose credit is within the audit's sampling noise of each other
+(equal miners differ by about 1 % at the default budget, from deletions alone), a
+noisier credit estimate is a lottery ticket: a cheater that invents a share of its
+tweets has the same expected credit as its real tweets alone, but a wider spread, and on
+a bare rank curve it won the top rank often enough to earn up to 20 times an equal honest
+miner's weight (`bench/incentive_bench.py`, 256 miners at the default budget). Two rules
+take the ticket away:
+
+- **Ties within `TIE_TOLERANCE`.** A miner is outranked only by a score more than
+  `TIE_TOLERANCE` above its own. The noise between equal miners (±3 % over 256 of them)
+  is far inside it, so equal miners share a rank and sampling decides nothing; a miner
+  with more than 10 % more verified credit still outranks the rest.
+- **Credit at a lower confidence bound.** A score counts credit `CONFIDENCE_Z` standard
+  errors below its estimate (`noise(h)` above: the binomial error of the sampled found
+  shares). In a field of miners of every size, where ranks are dense, a rank is worth
+  more than its score's mean to whoever has the noisier score; the bound charges that
+  noise up front. An honest miner's bound is close to its credit (its sampled found share
+  varies only through deletions, and its audits grow with its credit); inventing a share
+  f of one's tweets widens the spread and lowers the bound by more than a lucky draw can
+  win back.
+
+Measured with the project's own code (`bench/incentive_bench.py`; the table and commands are
+in `bench/README.md`), a cheater's weight relative to an equal honest miner is at most 1.0
+for every invented share, and 0 for f = 100 %; equal honest miners get equal weights.
 
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
 missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share

@@ -35,9 +35,11 @@ from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import (
+    CONFIDENCE_Z,
     DECAY,
     FRESH_PERIODS,
     PERIOD_BLOCKS,
+    TIE_TOLERANCE,
     WINDOW_PERIODS,
     ScoringParams,
 )
@@ -115,6 +117,12 @@ class ScoringSection(Section):
     fresh_periods: int = Field(
         FRESH_PERIODS, ge=0, description="periods a tweet may be older than its commitment's"
     )
+    tie_tolerance: float = Field(
+        TIE_TOLERANCE, ge=0, lt=1, description="how much more score outranks a miner"
+    )
+    confidence_z: float = Field(
+        CONFIDENCE_Z, ge=0, description="standard errors of audit noise a score gives up"
+    )
 
 
 class ValidatorConfig(NeuronBaseConfig):
@@ -136,6 +144,8 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         config.scoring.window_periods,
         config.scoring.decay,
         config.scoring.fresh_periods,
+        config.scoring.tie_tolerance,
+        config.scoring.confidence_z,
     )
     lookup = None
     verify = config.verify

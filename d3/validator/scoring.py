@@ -1,14 +1,20 @@
 """The incentive mechanism: from credited unique tweets to weights.
 
-    score(h)   = unique(h) × credibility(h)
+    score(h)   = max(0, unique(h) − CONFIDENCE_Z × noise(h)) × credibility(h)
     unique(h)  = Σ over the audited periods p of the last WINDOW_PERIODS periods (a period is
                  PERIOD_BLOCKS blocks), from the period of h's registration on, of
                  ⌊new unique tweets credited to h in p × found(h, p) / checked(h, p)⌋:
                  the share of h's sampled tweets X found (0 if one was altered); a
                  period counts only once audited; credit belongs to a hotkey, so a
                  replaced uid's successor starts at zero
-    rank       = position in descending score; equal scores share the better rank and
-                 the next score skips past them (1, 1, 3)
+    noise(h)   = √(Σ over the same periods of credit(h, p)² × found × missing / checked³):
+                 the standard error of unique(h) that sampling X leaves, so a score is
+                 credit at a lower confidence bound; a miner that adds noise (a share of
+                 invented tweets) loses more than it can win from a lucky draw
+    rank(h)    = the number of miners whose score exceeds score(h) × (1 + TIE_TOLERANCE):
+                 miners within the tolerance of each other share a rank, so the audit's
+                 sampling noise (about 1 % of credit) cannot decide who is on top; equal
+                 scores share the better rank and the next skips past them (0, 0, 2)
     weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
 
     credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
@@ -20,14 +26,15 @@
     fresh(t, c)  a tweet t earns credit in commitment c only if it was created at or after
                  the timestamp of block (period(c) − FRESH_PERIODS) × PERIOD_BLOCKS
 
-With FRESH_PERIODS = 2
-DECAY = 0.5 the top miner takes about half the emission, the next a quarter, and so
+With DECAY = 0.5 the top miner takes about half the emission, the next a quarter, and so
 on: the exponential curve the original D3 roadmap promised. docs/incentive-mechanism.md
 is generated from these constants and checked against them by a test.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,6 +44,13 @@ FRESH_PERIODS = 2
 DECAY = 0.5
 CREDIBILITY_ALPHA = 0.2
 INITIAL_CREDIBILITY = 1.0
+# Far above the spread that sampling noise gives equal miners at the default audit budget
+# (±3 % over 256 miners, bench/incentive_bench.py), so noise never ranks them; a miner
+# needs more than 10 % more verified credit than another to outrank it.
+TIE_TOLERANCE = 0.10
+# Scores count credit CONFIDENCE_Z standard errors below its estimate: on a rank curve a
+# noisier estimate is worth more than its mean (a lottery ticket), and this is its price.
+CONFIDENCE_Z = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ class ScoringParams:
     window_periods: int = WINDOW_PERIODS
     decay: float = DECAY
     fresh_periods: int = FRESH_PERIODS
+    tie_tolerance: float = TIE_TOLERANCE
+    confidence_z: float = CONFIDENCE_Z
 
     def __post_init__(self) -> None:
         if not 0 < self.decay < 1:
@@ -53,6 +69,10 @@ class ScoringParams:
             raise ValueError("period_blocks and window_periods must be positive")
         if self.fresh_periods < 0:
             raise ValueError("fresh_periods cannot be negative")
+        if not 0 <= self.tie_tolerance < 1:
+            raise ValueError(f"tie_tolerance must be in [0, 1), got {self.tie_tolerance}")
+        if self.confidence_z < 0:
+            raise ValueError(f"confidence_z cannot be negative, got {self.confidence_z}")
 
     def period_of(self, block: int) -> int:
         return block // self.period_blocks
@@ -83,6 +103,7 @@ class MinerScore:
     uid: int
     hotkey: str
     unique: int
+    noise: float  # the standard error of `unique` from sampling X
     credibility: float
     score: float
     weight: float
@@ -118,13 +139,52 @@ def windowed_unique(
     return total
 
 
-def exponential_weights(scores: Mapping[int, float], decay: float) -> dict[int, float]:
-    """uid -> weight on the exponential curve; zero scores get zero; sums to 1 (or empty)."""
-    positive = sorted((s for s in scores.values() if s > 0), reverse=True)
-    rank_of: dict[float, int] = {}
-    for rank, score in enumerate(positive):
-        rank_of.setdefault(score, rank)
-    raw = {uid: decay ** rank_of[s] if s > 0 else 0.0 for uid, s in scores.items()}
+def windowed_noise(
+    per_period: Mapping[int, int],
+    current_block: int,
+    registered_block: int,
+    params: ScoringParams,
+    factors: Mapping[int, tuple[int, int]] | None = None,
+) -> float:
+    """The standard error of `windowed_unique`: each audited period's credit is its count
+    times a sampled found share, whose binomial variance is found × missing / checked³
+    per unit of count². Zero without audits. Summed in period order, so every validator
+    gets the same float."""
+    if factors is None:
+        return 0.0
+    newest = params.period_of(current_block)
+    oldest = max(newest - params.window_periods + 1, params.period_of(registered_block))
+    variance = 0.0
+    for period in sorted(per_period):
+        if oldest <= period <= newest and period in factors:
+            found, checked = factors[period]
+            variance += per_period[period] ** 2 * found * (checked - found) / checked**3
+    return math.sqrt(variance)
+
+
+def miner_score(unique: int, noise: float, credibility: float, params: ScoringParams) -> float:
+    """Credit at its lower confidence bound, times credibility."""
+    return max(0.0, unique - params.confidence_z * noise) * credibility
+
+
+def exponential_weights(
+    scores: Mapping[int, float], decay: float, tolerance: float = 0.0
+) -> dict[int, float]:
+    """uid -> weight on the exponential curve; zero scores get zero; sums to 1 (or empty).
+
+    A miner's rank is the number of miners whose score is more than `tolerance` above its
+    own. Without a tolerance, near-equal miners would be ranked by sampling noise, and on
+    a curve where rank 0 takes half the emission that noise is a lottery whose ticket
+    is variance: inventing a share of one's tweets, which adds noise but no expected
+    credit, would buy it (docs/incentive-mechanism.md, "Why a tolerance")."""
+    ascending = sorted(s for s in scores.values() if s > 0)
+    raw = {}
+    for uid, score in scores.items():
+        if score > 0:
+            above = len(ascending) - bisect.bisect_right(ascending, score * (1 + tolerance))
+            raw[uid] = decay**above
+        else:
+            raw[uid] = 0.0
     total = sum(raw.values())
     return {uid: (w / total if total else 0.0) for uid, w in raw.items()}
 
@@ -146,8 +206,10 @@ def score_miners(
     rows = []
     for uid, hotkey, registered in neurons:
         mine = None if factors is None else factors.get(hotkey, {})
-        unique = windowed_unique(credits.get(hotkey, {}), current_block, registered, params, mine)
+        own = credits.get(hotkey, {})
+        unique = windowed_unique(own, current_block, registered, params, mine)
+        noise = windowed_noise(own, current_block, registered, params, mine)
         cred = credibility.get(hotkey, INITIAL_CREDIBILITY)
-        rows.append((uid, hotkey, unique, cred, unique * cred))
-    weights = exponential_weights({r[0]: r[4] for r in rows}, params.decay)
-    return [MinerScore(u, h, n, c, s, weights[u]) for u, h, n, c, s in sorted(rows)]
+        rows.append((uid, hotkey, unique, noise, cred, miner_score(unique, noise, cred, params)))
+    weights = exponential_weights({r[0]: r[5] for r in rows}, params.decay, params.tie_tolerance)
+    return [MinerScore(*row, weights[row[0]]) for row in sorted(rows)]

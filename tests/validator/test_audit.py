@@ -7,7 +7,7 @@ import bittensor as bt
 import pyarrow as pa
 
 from d3.dev.synthetic import synthetic_table
-from d3.validator.audit import AuditParams, CandidateSet, draw
+from d3.validator.audit import AuditParams, CandidateSet, allot, draw
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.scoring import INITIAL_CREDIBILITY
 
@@ -163,3 +163,15 @@ def test_deleted_tweets_within_the_allowance_cost_an_honest_miner_only_themselve
     assert (result.found, result.checked, result.altered) == (90, 100, 0)
     assert score.unique == 90  # its deletions, and no more
     assert score.credibility == INITIAL_CREDIBILITY  # within the allowance: no penalty
+
+
+def test_allotment_never_exceeds_the_budget():
+    """A full subnet of small miners plus one large one: every miner gets its minimum and
+    the total stays within the period's look-ups (the daily budget covers it)."""
+    params = AuditParams()
+    credits = {f"m{i:03d}": 10 for i in range(255)} | {"big": 10_000_000}
+    sizes = allot(credits, params)
+    assert sum(sizes.values()) <= params.lookups_per_period
+    assert min(sizes.values()) == params.min_per_miner
+    assert sizes["big"] > params.lookups_per_period - 256 * params.min_per_miner - 1
+    assert allot({"a": 0, "b": 5}, params) == {"b": params.lookups_per_period}
