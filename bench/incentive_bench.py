@@ -38,17 +38,49 @@ exist for it): common random numbers, so the configs differ only by their cheate
 
 f = 0 is the control: an honest miner with its own draws, whose ratio must be 1.0 within
 noise. A ratio is a cheater's mean weight over the measured days / the honest mean
-weight; per seed the replicas' ratios are averaged, and the interval is a 95 % Student-t
-over seeds (the independent units: days in a run share the 7-period window and replicas
-share the population). Seeds run in parallel (`--jobs`).
+weight (without a spread, below); per seed the replicas' ratios are averaged, and the
+interval is a 95 % Student-t over seeds (the independent units: days in a run share the
+7-period window and replicas share the population). Seeds run in parallel (`--jobs`).
 
-    python bench/incentive_bench.py [--seeds 12] [--days 30] [--replicas 4] [--json]
+Equal miners are the worst case for rank noise, but they hide another effect. With
+`--spread S` (S > 1) honest volumes differ: honest miner i commits round(tweets x v_i) new
+tweets a commitment (the same number of commitments), v_i = S^(j / (n - 1)) for
+j = 0 .. n - 1, evenly spaced in log space over [1, S] and assigned to hotkeys in an order
+the seed shuffles (`Sim.honest_tweets`): every seed has the same field, and its deletion
+draws are the same as without a spread. Credit and look-ups (`allot`) scale with volume.
+In such a field the weight is steeply convex in score (a factor DECAY per place, and
+(n - 1) / ln S places per unit of ln score), so an estimate that is noisier but unbiased, as
+an inventor's is, could be worth more than its mean; this mode measures whether it is.
+Each replica index r gets a *twin* per seed, the same in every config: an honest miner
+drawn uniformly from stratum r of the field by volume (`twin_strata`, log-spaced so that
+the top places, which get nearly all the emission, are sampled in every seed). Its
+cheaters commit the twin's real tweets (inventors add R f / (1 - f) invented ones as
+above), and the ratio is a cheater's weight / the weight of the f = 0 control replica with
+the same index: an honest miner at the twin's volume with its own draws. Hence the f = 0
+ratio is 1 by construction, and the sanity figure is the control's weight / its twin's in
+the control's field (1 within noise). The control, not the twin, is the comparator:
+  - it is what the cheater is, uid 0 added to the same population through the same code
+    path, so anything that the extra miner's position does cancels;
+  - the twin's weight depends on the cheater: they share a tolerance band, a cheater more
+    than TIE_TOLERANCE above it costs it a place (half its weight), a cheater that earns
+    nothing leaves it more of the normalised total, so W_cheater / W_twin would count part
+    of the effect twice (or cancel it) and its denominator would change with the config;
+  - the control's weight is one denominator for every config of that replica (common
+    random numbers: between configs only the cheater differs), and its draws are, as the
+    twin's, independent of the cheater's, so the variance is no worse.
+The per-seed ratio averages the replicas (one per stratum: places weighed about
+log-uniformly); `ratio_pooled` (JSON, and the last column of the by-stratum table) is a
+seed's total cheater weight / total control weight, which weighs places by the emission
+they get. Per-replica figures (twin place, volume, ratio) are in the JSON.
+
+    python bench/incentive_bench.py [--seeds 12] [--days 30] [--replicas 4] [--spread 1] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import math
 import os
@@ -67,8 +99,10 @@ from d3.validator.scoring import (
     INITIAL_CREDIBILITY,
     ScoringParams,
     exponential_weights,
+    miner_score,
     score_miners,
     update_credibility,
+    windowed_noise,
     windowed_unique,
 )
 from d3.validator.state import Verdict, window_credibility
@@ -91,6 +125,9 @@ class Config:
         return f"{self.kind}@{self.share:g}"
 
 
+CONTROL = Config("inventor", 0.0)  # f = 0: an honest miner with its own draws
+
+
 @dataclass(frozen=True)
 class Sim:
     """Everything a run needs; picklable, so worker processes get it whole."""
@@ -102,6 +139,7 @@ class Sim:
     days: int = 30  # measured periods, after the warm-up
     replicas: int = 4  # cheaters per config per run, each facing the population alone
     evals_per_day: int = 24  # every 300 blocks (--neuron.weights_interval is 100: 72)
+    spread: float = 1.0  # honest volumes log-uniform over [1, spread] x tweets (1: all equal)
     check: bool = False  # also call score_miners / window_credibility and compare
     audit: AuditParams = field(default_factory=AuditParams)
     scoring: ScoringParams = field(default_factory=ScoringParams)
@@ -121,6 +159,18 @@ class Sim:
         """Where an audit's verdict sorts among the verdicts: the period's own last block
         (`_audit_period`), although it only exists from the seed block on."""
         return (period + 1) * self.scoring.period_blocks - 1
+
+    def honest_tweets(self, seed: int) -> list[int]:
+        """New tweets a commitment of each honest miner (m001, m002, ...): `tweets` each,
+        or with a spread S > 1, tweets x S^(j / (n - 1)) for j = 0 .. n - 1 (evenly spaced in
+        log space, both ends included) in an order the seed shuffles. Every seed has the
+        same field; which hotkey (hence which deletion draws) has which volume differs."""
+        n = self.miners - 1
+        if self.spread == 1:
+            return [self.tweets] * n
+        steps = [self.spread ** (j / max(1, n - 1)) for j in range(n)]
+        random.Random(seed_of("volumes", seed)).shuffle(steps)
+        return [round(self.tweets * v) for v in steps]
 
     def commit_blocks(self, period: int) -> list[int]:
         step = self.scoring.period_blocks // self.commits
@@ -196,10 +246,15 @@ class Cheater:
     replica: int
     rng: random.Random
     stream: Stream
+    tweets: int  # real new tweets a commitment: its twin's (everyone's without a spread)
+    twin: int | None = None  # with a spread: the index of its twin in `Run.honest`
+    twin_position: int | None = None  # the twin's place by volume, 0 = the largest
     credits: dict[int, int] = field(default_factory=dict)
     pools: dict[int, list[CandidateSet]] = field(default_factory=dict)
     factors: dict[int, tuple[int, int]] = field(default_factory=dict)
-    honest_size: dict[int, int] = field(default_factory=dict)  # period -> honest look-ups
+    # period -> the honest miners' allotment under this replica (`Run.allotment`): an
+    # index into `Run.allotments[period]`, the same for replicas that leave it the same
+    honest_allot: dict[int, int] = field(default_factory=dict)
     committed: int = 0
     withheld: int = 0
     audited: int = 0
@@ -217,14 +272,23 @@ class Cheater:
     honest_score_cv: float = 0.0
     honest_by_miner: list[float] | None = None  # controls only: each honest miner's sum
 
-    def summary(self) -> dict:
+    def summary(self, control: Cheater | None = None) -> dict:
+        """Without a spread, the comparator is the honest mean in the same field; with
+        one, `control`: the f = 0 replica with the same replica index (the same twin)."""
         n = self.evals
+        if control is None:
+            ratio = self.weight / self.honest_weight
+            comparator, unique_ratio = self.honest_weight / n, self.unique / self.honest_unique
+        else:
+            ratio = self.weight / control.weight if control.weight else math.nan
+            comparator = control.weight / n
+            unique_ratio = self.unique / control.unique if control.unique else math.nan
         out = {
-            "ratio": self.weight / self.honest_weight,
+            "ratio": ratio,
             "cheater_weight": self.weight / n,
-            "honest_weight": self.honest_weight / n,
+            "honest_weight": comparator,
             "cheater_credibility": self.cred / n,
-            "unique_ratio": self.unique / self.honest_unique,
+            "unique_ratio": unique_ratio,
             "honest_score_cv": self.honest_score_cv / n,
             "audits": self.audited,
             "failed_audits": self.failed,
@@ -234,7 +298,26 @@ class Cheater:
         if self.honest_by_miner is not None:
             mean = self.honest_weight / n
             out["honest_relative"] = [w / n / mean for w in self.honest_by_miner]
+        if self.twin is not None:
+            out["twin_position"] = self.twin_position
+            out["twin_tweets"] = self.tweets
+            if self.honest_by_miner is not None:  # a control: its weight / its twin's
+                twin = self.honest_by_miner[self.twin]
+                out["control_vs_twin"] = self.weight / twin if twin else math.nan
         return out
+
+
+def twin_strata(n: int, replicas: int) -> list[tuple[int, int]]:
+    """Replica r's twin comes from positions [lo, hi) of the n honest miners by volume
+    (0 = the largest), bounds n^(r / replicas) - 1 rounded: log-spaced, so the few places
+    that get nearly all the emission have strata of their own (255 miners, 4 replicas:
+    0-2, 3-14, 15-62, 63-254). Equal strata would leave the top to chance (a stratum of
+    63 places, of which about the first 20 get any weight)."""
+    bounds = [0]
+    for r in range(1, replicas):
+        bounds.append(min(n - (replicas - r), max(bounds[-1] + 1, round(n ** (r / replicas)) - 1)))
+    bounds.append(n)
+    return list(itertools.pairwise(bounds))
 
 
 def candidate_table(statuses: Sequence[int], serial: int) -> pa.Table:
@@ -268,8 +351,12 @@ class Run:
 
     Honest miners' candidates and audit draws do not depend on the cheater except through
     their allotment size, so they are drawn once per (miner, period, size) and shared.
-    Honest miners commit at the same blocks, so one whose audits in the window all passed
-    has the same verdicts, hence the same credibility, as any other such miner.
+    A period's allotment is fixed by the cheater's credit in it (the honest credits are
+    the run's), so it is computed once per (period, cheater credit), and replicas that
+    leave every honest miner the same look-ups share an allotment index (without a
+    spread, all of them do). Honest miners commit at the same blocks, so one whose
+    audits in the window all passed has the same verdicts, hence the same credibility,
+    as any other such miner, whatever its volume.
     """
 
     def __init__(self, sim: Sim, seed: int, configs: Sequence[Config]):
@@ -277,24 +364,42 @@ class Run:
         self.seed = seed
         self.rng = random.Random(seed_of("honest", seed))
         self.honest = [f"m{uid:03d}" for uid in range(1, sim.miners)]
+        self.tweets_of = sim.honest_tweets(seed)  # per honest miner, new tweets a commitment
         self.serial = 0
-        self.honest_credit: dict[int, int] = {}  # the same for every honest miner
+        # tweets a commitment -> period -> credit; honest miners of equal volume share one
+        self.volume_credit: dict[int, dict[int, int]] = {t: {} for t in set(self.tweets_of)}
+        self.honest_credit = [self.volume_credit[t] for t in self.tweets_of]  # per miner
         self.honest_pools: dict[str, dict[int, list[CandidateSet]]] = {h: {} for h in self.honest}
         # (hotkey, period, size) -> the audit and its verdict
         self.honest_audits: dict[tuple[str, int, int], tuple[AuditResult, Verdict]] = {}
-        self.honest_failed: dict[tuple[int, int], list[str]] = {}  # (period, size) -> hotkeys
+        # period -> the distinct honest allotments (look-ups per honest miner, in `honest`
+        # order) and their indices; (period, cheater credit) -> index, the full allotment
+        self.allotments: dict[int, list[tuple[int, ...]]] = {}
+        self._allotment_index: dict[int, dict[tuple[int, ...], int]] = {}
+        self._allotment_of: dict[tuple[int, int], tuple[int, dict[str, int]]] = {}
+        # (period, allotment index) -> indices of the honest miners whose audit failed
+        self.honest_failed: dict[tuple[int, int], list[int]] = {}
         self.shared_ingest: list[Verdict] = []
         self.shared_blocks: list[int] = []
         self.clean = Stream(self.shared_ingest, self.shared_blocks)  # every audit passed
         self._clean_at: tuple[int, float] = (-1, 0.0)
-        self._honest_view: dict[tuple, tuple[list[int], float, float]] = {}
+        self._honest_view: dict[tuple, tuple[list[int], list[float], float, float]] = {}
+        twins: list[int | None] = [None] * sim.replicas
+        positions: list[int | None] = [None] * sim.replicas
+        if sim.spread != 1:  # replica r's twin: a uniform pick from stratum r by volume
+            order = sorted(range(len(self.honest)), key=lambda i: (-self.tweets_of[i], i))
+            for replica, (lo, hi) in enumerate(twin_strata(len(self.honest), sim.replicas)):
+                pos = random.Random(seed_of("twin", seed, replica)).randrange(lo, hi)
+                twins[replica], positions[replica] = order[pos], pos
         self.cheaters: list[Cheater] = []
         for config in configs:
             for replica in range(sim.replicas):
                 own = config.kind == "withholder"
                 stream = Stream([], []) if own else Stream(self.shared_ingest, self.shared_blocks)
                 rng = random.Random(seed_of("cheater", seed, config.name, replica))
-                cheater = Cheater(config, replica, rng, stream)
+                twin = twins[replica]
+                tweets = sim.tweets if twin is None else self.tweets_of[twin]
+                cheater = Cheater(config, replica, rng, stream, tweets, twin, positions[replica])
                 if config.share == 0:
                     cheater.honest_by_miner = [0.0] * len(self.honest)
                 self.cheaters.append(cheater)
@@ -307,20 +412,22 @@ class Run:
     # -- commitments ---------------------------------------------------------------------
 
     def honest_period(self, period: int) -> None:
-        """Every honest miner's commitments of `period`: R new tweets each, all real, so
-        deletions are an honest audit's only noise. One table per miner, sliced per
-        commitment (`CandidateSet`s), keeps 36,864 commitments a day affordable."""
+        """Every honest miner's commitments of `period`: R new tweets each (its own R with
+        a spread), all real, so deletions are an honest audit's only noise. One table per
+        miner, sliced per commitment (`CandidateSet`s), keeps 36,864 commitments a day
+        affordable. The draws do not depend on R: a spread keeps each miner's deletions."""
         sim, k = self.sim, self.sim.audit.candidates_per_commitment
         blocks = sim.commit_blocks(period)
-        self.honest_credit[period] = sim.commits * sim.tweets
-        for h in self.honest:
+        for tweets, credit in self.volume_credit.items():
+            credit[period] = sim.commits * tweets
+        for h, tweets in zip(self.honest, self.tweets_of, strict=True):
             statuses = [
                 DELETED if self.rng.random() < sim.deletion else FOUND
                 for _ in range(sim.commits * k)
             ]
             table = candidate_table(statuses, self.next_ids(len(statuses)))
             self.honest_pools[h][period] = [
-                CandidateSet(b, sim.tweets, table.slice(i * k, k)) for i, b in enumerate(blocks)
+                CandidateSet(b, tweets, table.slice(i * k, k)) for i, b in enumerate(blocks)
             ]
         # As `RoundRunner._apply` with audits on: passing the structural checks is neutral.
         self.shared_ingest += [Verdict(b, True, "accepted", counts=False) for b in blocks]
@@ -329,11 +436,12 @@ class Run:
     def cheater_period(self, cheater: Cheater, period: int) -> None:
         """One replica's commitments of `period`: its candidates are drawn without
         replacement from R real and R f / (1 - f) invented tweets, so the number of
-        invented candidates is exactly what uniform ranking of that commitment gives."""
+        invented candidates is exactly what uniform ranking of that commitment gives
+        (R: its twin's, with a spread)."""
         sim, k = self.sim, self.sim.audit.candidates_per_commitment
         rng, share = cheater.rng, cheater.config.share
-        real = 0 if share >= 1 else sim.tweets
-        total = sim.tweets if share >= 1 else round(sim.tweets / (1 - share))
+        real = 0 if share >= 1 else cheater.tweets
+        total = cheater.tweets if share >= 1 else round(cheater.tweets / (1 - share))
         withholder = cheater.config.kind == "withholder"
         kept: list[tuple[int, list[int]]] = []
         for block in sim.commit_blocks(period):
@@ -376,9 +484,35 @@ class Run:
             result = ask_x(draw(pool, size, seed_of(self.seed, "honest", hotkey, period)))
             verdict = audit_verdict(result, self.sim.verdict_block(period), len(pool), period)
             self.honest_audits[key] = (result, verdict)
-            if not verdict.accepted:
-                self.honest_failed.setdefault((period, size), []).append(hotkey)
         return self.honest_audits[key]
+
+    def allotment(self, period: int, credit: int) -> tuple[int, dict[str, int]]:
+        """`allot` for `period` with the cheater at `credit`: the honest allotment's index
+        and the whole allotment. A new honest allotment gets its audits drawn."""
+        key = (period, credit)
+        if key not in self._allotment_of:
+            credits = {h: c[period] for h, c in zip(self.honest, self.honest_credit, strict=True)}
+            credits[CHEATER] = credit
+            sizes = allot(credits, self.sim.audit)
+            honest = tuple(sizes[h] for h in self.honest)
+            indices = self._allotment_index.setdefault(period, {})
+            if honest not in indices:
+                indices[honest] = len(indices)
+                self.allotments.setdefault(period, []).append(honest)
+                failed = [
+                    i
+                    for i, (h, size) in enumerate(zip(self.honest, honest, strict=True))
+                    if not self.honest_audit(h, period, size)[1].accepted
+                ]
+                if failed:
+                    self.honest_failed[(period, indices[honest])] = failed
+            self._allotment_of[key] = (indices[honest], sizes)
+        return self._allotment_of[key]
+
+    def honest_result(self, i: int, period: int, index: int) -> tuple[AuditResult, Verdict]:
+        """Honest miner i's audit of `period` under the allotment `index`."""
+        size = self.allotments[period][index][i]
+        return self.honest_audits[(self.honest[i], period, size)]
 
     def audit(self, period: int) -> None:
         """Every replica's audit of `period` at its seed block (`_audit_period`)."""
@@ -387,15 +521,8 @@ class Run:
             Verdict(block, True, f"audit of period {period}", True, weight=self.sim.commits)
         )
         for cheater in self.cheaters:
-            credits = {h: self.honest_credit[period] for h in self.honest}
-            credits[CHEATER] = cheater.credits.get(period, 0)
-            sizes = allot(credits, self.sim.audit)
-            for hotkey, size in sizes.items():
-                if hotkey != CHEATER:
-                    self.honest_audit(hotkey, period, size)
-            honest_sizes = {size for hotkey, size in sizes.items() if hotkey != CHEATER}
-            assert len(honest_sizes) == 1, honest_sizes  # equal credit, equal look-ups
-            cheater.honest_size[period] = honest_sizes.pop()
+            index, sizes = self.allotment(period, cheater.credits.get(period, 0))
+            cheater.honest_allot[period] = index
             if CHEATER not in sizes:  # no credit this period: nothing to audit
                 continue
             pool = cheater.pools.get(period, [])
@@ -421,20 +548,31 @@ class Run:
         return self._clean_at[1]
 
     def honest_view(self, block: int, sig: tuple[tuple[int, int], ...]) -> tuple:
-        """Honest miners' `windowed_unique` (the same within a period for the same audits),
-        their mean and coefficient of variation of unique."""
+        """Honest miners' `windowed_unique` and `windowed_noise` (the same within a period
+        for the same audits: `sig`, the window's (period, allotment index) pairs), their
+        mean unique and its coefficient of variation (with a spread: of unique / the
+        miner's audited credit before the found share, i.e. the audit's noise alone).
+        Kept for every `sig` of the current period."""
         period = self.sim.scoring.period_of(block)
         key = (period, sig)
         if key not in self._honest_view:
-            uniques = []
-            for h in self.honest:
-                factors = {p: self.honest_audits[(h, p, s)][0].factor for p, s in sig}
-                uniques.append(
-                    windowed_unique(self.honest_credit, block, 0, self.sim.scoring, factors)
-                )
-            mean = sum(uniques) / len(uniques)
-            var = sum((u - mean) ** 2 for u in uniques) / len(uniques)
-            self._honest_view = {key: (uniques, mean, math.sqrt(var) / mean if mean else 0.0)}
+            uniques, noises = [], []
+            for i, credit in enumerate(self.honest_credit):
+                factors = {p: self.honest_result(i, p, a)[0].factor for p, a in sig}
+                args = (credit, block, 0, self.sim.scoring, factors)
+                uniques.append(windowed_unique(*args))
+                noises.append(windowed_noise(*args))
+            if self.sim.spread == 1:
+                rel = uniques
+            else:
+                totals = [sum(c[p] for p, _ in sig) for c in self.honest_credit]
+                rel = [u / t if t else 0.0 for u, t in zip(uniques, totals, strict=True)]
+            mean = sum(rel) / len(rel)
+            var = sum((u - mean) ** 2 for u in rel) / len(rel)
+            cv = math.sqrt(var) / mean if mean else 0.0
+            mean_unique = mean if self.sim.spread == 1 else sum(uniques) / len(uniques)
+            views = {k: v for k, v in self._honest_view.items() if k[0] == period}
+            self._honest_view = views | {key: (uniques, noises, mean_unique, cv)}
         return self._honest_view[key]
 
     def honest_credibility(self, cheater: Cheater, since: int, block: int) -> list[float]:
@@ -443,19 +581,17 @@ class Run:
         clean = self.clean_credibility(since, block)
         creds = [clean] * len(self.honest)
         dirty = {
-            h
-            for p, s in cheater.honest_size.items()
+            i
+            for p, a in cheater.honest_allot.items()
             if since <= self.sim.verdict_block(p) <= block
-            for h in self.honest_failed.get((p, s), ())
+            for i in self.honest_failed.get((p, a), ())
         }
-        for h in dirty:  # an audit that failed in the window: its own EMA
+        for i in dirty:  # an audit that failed in the window: its own EMA
             stream = Stream(self.shared_ingest, self.shared_blocks)
             stream.audits = [
-                self.honest_audits[(h, p, s)][1]
-                for p, s in sorted(cheater.honest_size.items())
-                if (h, p, s) in self.honest_audits
+                self.honest_result(i, p, a)[1] for p, a in sorted(cheater.honest_allot.items())
             ]
-            creds[self.honest.index(h)] = stream.credibility(since, block)
+            creds[i] = stream.credibility(since, block)
         return creds
 
     def evaluate(self, cheater: Cheater, block: int) -> None:
@@ -464,19 +600,20 @@ class Run:
         scoring = self.sim.scoring
         period, since = scoring.period_of(block), scoring.window_start(block)
         oldest = period - scoring.window_periods + 1
-        sig = tuple(sorted((p, s) for p, s in cheater.honest_size.items() if p >= oldest))
-        uniques, honest_mean_unique, cv = self.honest_view(block, sig)
+        sig = tuple(sorted((p, a) for p, a in cheater.honest_allot.items() if p >= oldest))
+        uniques, noises, honest_mean_unique, cv = self.honest_view(block, sig)
         creds = self.honest_credibility(cheater, since, block)
         cred = cheater.stream.credibility(since, block, self.sim.check)
-        unique = windowed_unique(cheater.credits, block, 0, scoring, cheater.factors)
-        key = (period, sig, unique, cred, tuple(creds))
+        args = (cheater.credits, block, 0, scoring, cheater.factors)
+        unique, noise = windowed_unique(*args), windowed_noise(*args)
+        key = (period, sig, unique, noise, cred, tuple(creds))
         if cheater.memo is not None and cheater.memo[0] == key:
             weights = cheater.memo[1]
-        else:  # score_miners: unique x credibility, on the exponential curve
-            scores = {0: unique * cred}
-            for uid, (u, c) in enumerate(zip(uniques, creds, strict=True), start=1):
-                scores[uid] = u * c
-            weights = exponential_weights(scores, scoring.decay)
+        else:  # score_miners: credit's lower bound x credibility, on the exponential curve
+            scores = {0: miner_score(unique, noise, cred, scoring)}
+            for uid, (u, n, c) in enumerate(zip(uniques, noises, creds, strict=True), start=1):
+                scores[uid] = miner_score(u, n, c, scoring)
+            weights = exponential_weights(scores, scoring.decay, scoring.tie_tolerance)
             cheater.memo = (key, weights)
         if self.sim.check:
             self.check(cheater, block, creds, cred, weights)
@@ -502,10 +639,11 @@ class Run:
     ) -> None:
         """`score_miners` on the whole state must give exactly the weights used."""
         neurons = [(0, CHEATER, 0)] + [(i, h, 0) for i, h in enumerate(self.honest, start=1)]
-        credits = {h: self.honest_credit for h in self.honest} | {CHEATER: cheater.credits}
+        credits = dict(zip(self.honest, self.honest_credit, strict=True))
+        credits[CHEATER] = cheater.credits
         factors = {
-            h: {p: self.honest_audits[(h, p, s)][0].factor for p, s in cheater.honest_size.items()}
-            for h in self.honest
+            h: {p: self.honest_result(i, p, a)[0].factor for p, a in cheater.honest_allot.items()}
+            for i, h in enumerate(self.honest)
         } | {CHEATER: cheater.factors}
         credibility = dict(zip(self.honest, creds, strict=True)) | {CHEATER: cred}
         scored = score_miners(neurons, credits, credibility, block, self.sim.scoring, factors)
@@ -531,18 +669,27 @@ class Run:
                 for cheater in self.cheaters:
                     self.evaluate(cheater, block)
             self.forget(period - sim.scoring.window_periods - 1)
+        controls = {c.replica: c for c in self.cheaters if c.config == CONTROL}
         out: dict[str, list[dict]] = {}
         for cheater in self.cheaters:
-            out.setdefault(cheater.config.name, []).append(cheater.summary())
+            control = None if sim.spread == 1 else controls[cheater.replica]
+            out.setdefault(cheater.config.name, []).append(cheater.summary(control))
         return out
 
     def forget(self, oldest: int) -> None:
         """Drop periods no window can reach any more (the validator's history horizon)."""
-        for period in [p for p in self.honest_credit if p < oldest]:
-            del self.honest_credit[period]
+        for credit in self.volume_credit.values():
+            for period in [p for p in credit if p < oldest]:
+                del credit[period]
         self.honest_audits = {k: v for k, v in self.honest_audits.items() if k[1] >= oldest}
+        for ledger in (self.allotments, self._allotment_index):
+            for period in [p for p in ledger if p < oldest]:
+                del ledger[period]
+        for keyed in (self._allotment_of, self.honest_failed):
+            for key in [k for k in keyed if k[0] < oldest]:
+                del keyed[key]
         for cheater in self.cheaters:
-            for ledger in (cheater.credits, cheater.factors, cheater.honest_size):
+            for ledger in (cheater.credits, cheater.factors, cheater.honest_allot):
                 for period in [p for p in ledger if p < oldest]:
                     del ledger[period]
 
@@ -614,6 +761,35 @@ def aggregate(per_seed: list[dict[str, list[dict]]], configs: Sequence[Config]) 
             "withheld_share": statistics.fmean(r["withheld_share"] for r in flat),
             "honest_score_cv": statistics.fmean(r["honest_score_cv"] for r in flat),
         }
+        if "twin_position" in flat[0]:  # a spread: by replica index, i.e. by twin stratum
+            figures["ratio_by_replica"] = [
+                statistics.fmean(reps[i]["ratio"] for reps in seeds) for i in range(len(seeds[0]))
+            ]
+            pooled = [  # per seed: all replicas' weight / all their controls' weight
+                sum(r["cheater_weight"] for r in reps) / sum(r["honest_weight"] for r in reps)
+                for reps in seeds
+            ]
+            mean, low, high = interval(pooled)
+            figures["ratio_pooled"] = {"ratio": mean, "ci95": [low, high], "per_seed": pooled}
+            figures["replicas"] = [
+                {
+                    "seed": n,
+                    "replica": i,
+                    "twin_position": r["twin_position"],
+                    "twin_tweets": r["twin_tweets"],
+                    "ratio": r["ratio"],
+                    "cheater_weight": r["cheater_weight"],
+                    "control_weight": r["honest_weight"],
+                    "unique_ratio": r["unique_ratio"],
+                    "failed_audits": r["failed_audits"],
+                }
+                for n, reps in enumerate(seeds)
+                for i, r in enumerate(reps)
+            ]
+        if "control_vs_twin" in flat[0]:
+            vs_twin = [statistics.fmean(r["control_vs_twin"] for r in reps) for reps in seeds]
+            mean, low, high = interval(vs_twin)
+            figures["control_vs_twin"] = {"ratio": mean, "ci95": [low, high], "per_seed": vs_twin}
         rel = [w for r in flat for w in r.get("honest_relative", ())]
         if rel:
             figures["honest_weight_rel"] = {
@@ -639,6 +815,12 @@ def main() -> None:
     parser.add_argument("--evals-per-day", type=int, default=24, help="weight settings a day")
     parser.add_argument("--lookups", type=int, default=AuditParams().lookups_per_period)
     parser.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="honest volumes log-uniform over [1, S] x tweets; cheaters at a twin's volume",
+    )
+    parser.add_argument(
         "--shares", default=",".join(f"{s:g}" for s in SHARES), help="invented shares f"
     )
     parser.add_argument("--no-withholder", action="store_true", help="inventors only")
@@ -656,10 +838,17 @@ def main() -> None:
         days=args.days,
         replicas=args.replicas,
         evals_per_day=args.evals_per_day,
+        spread=args.spread,
         check=args.check,
         audit=AuditParams(lookups_per_period=args.lookups),
     )
     shares = [float(s) for s in args.shares.split(",")]
+    if args.spread < 1:
+        parser.error("--spread must be at least 1")
+    if args.spread != 1 and 0 not in shares:
+        parser.error("--spread compares with the f = 0 control: --shares must include 0")
+    if args.spread != 1 and not 1 <= args.replicas < args.miners:
+        parser.error("--spread needs 1 to --miners - 1 replicas (one twin stratum each)")
     configs = [Config("inventor", s) for s in shares]
     if not args.no_withholder:
         configs += [Config("withholder", s) for s in shares if s > 0]
@@ -687,16 +876,29 @@ def report(
     jobs: int,
     elapsed: float,
 ) -> None:
-    honest_n = allot({f"m{u:03d}": sim.tweets for u in range(sim.miners)}, sim.audit)["m001"]
+    volumes = sim.honest_tweets(0)  # the same field in every seed, shuffled
+    credits = {f"m{u:03d}": t for u, t in enumerate(volumes, start=1)} | {CHEATER: sim.tweets}
+    sizes = [n for h, n in allot(credits, sim.audit).items() if h != CHEATER]
+    if sim.spread == 1:
+        tweets, honest_n = f"{sim.tweets}", f"an honest miner gets {sizes[0]}"
+    else:
+        tweets = f"{min(volumes)}..{max(volumes)} (log-uniform, spread {sim.spread:g})"
+        honest_n = f"an honest miner gets {min(sizes)}..{max(sizes)}"
     print(
-        f"{sim.miners} miners, {sim.commits} commitments a day x {sim.tweets} new tweets, "
+        f"{sim.miners} miners, {sim.commits} commitments a day x {tweets} new tweets, "
         f"deletion {sim.deletion:.0%}, {sim.audit.lookups_per_period} look-ups a period "
-        f"(an honest miner gets {honest_n}), {sim.audit.candidates_per_commitment} candidates "
+        f"({honest_n}), {sim.audit.candidates_per_commitment} candidates "
         f"a commitment; {seeds} seeds x {sim.replicas} cheaters a config x {sim.days} days "
         f"after a {sim.warmup}-day warm-up, {sim.evals_per_day} weight settings a day; "
         f"{elapsed:.0f} s on {jobs} job(s)"
     )
-    print("ratio = cheater weight / honest mean weight (1 = as good as honest) [95% CI, seeds]")
+    if sim.spread == 1:
+        print("ratio = cheater weight / honest mean weight (1 = as good as honest) [95% CI, seeds]")
+    else:
+        print(
+            "ratio = cheater weight / weight of the f = 0 control replica with the same twin "
+            "(an honest miner at the twin's volume; 1 = as good as honest) [95% CI, seeds]"
+        )
     print(
         f"{'f':>5} | {'inventor':>23} | {'audits failed':>13} | {'cred':>5} | {'credit':>6} "
         f"| {'withholder':>23} | {'withheld':>8} | {'cred':>5} | {'credit':>6}"
@@ -727,7 +929,36 @@ def report(
             f"honest miners (in the {configs[0].name} runs), each one's weight over {sim.days} "
             f"days / the honest mean: stdev {rel['stdev']:.2f}, 5/50/95% {p05:.2f} / {p50:.2f} "
             f"/ {p95:.2f}, max {rel['max']:.1f}, {rel['share_below_0.01']:.0%} below 0.01; "
-            f"their credit differs by {control['honest_score_cv']:.2%} (coefficient of variation)"
+            f"their credit differs by {control['honest_score_cv']:.2%} (coefficient of variation"
+            + (", of credit / its volume)" if sim.spread != 1 else ")")
+        )
+    twin = control.get("control_vs_twin")
+    if twin:
+        print(
+            f"sanity: the control's weight / its twin's (the honest miner at its volume, in the "
+            f"control's field): {twin['ratio']:.3f} [{twin['ci95'][0]:.3f}, "
+            f"{twin['ci95'][1]:.3f}] (1 within noise)"
+        )
+    if "ratio_by_replica" in control:
+        strata = [f"{lo}-{hi - 1}" for lo, hi in twin_strata(sim.miners - 1, sim.replicas)]
+        print(
+            "ratio by the twin's stratum (replica r's twin: a position in stratum r of the "
+            "honest volumes, 0 = the largest), mean over seeds:"
+        )
+        print(f"{'':>16} | " + " | ".join(f"{s:>9}" for s in strata) + " | pooled [95% CI]")
+        for config in configs[1:]:
+            by, pooled = (
+                figures[config.name]["ratio_by_replica"],
+                figures[config.name]["ratio_pooled"],
+            )
+            print(
+                f"{config.name:>16} | "
+                + " | ".join(f"{x:>9.3f}" for x in by)
+                + f" | {pooled['ratio']:.3f} [{pooled['ci95'][0]:.3f}, {pooled['ci95'][1]:.3f}]"
+            )
+        print(
+            "pooled = a seed's replicas' total weight / their controls' total weight (weighted "
+            "by where the emission is: the top of the field), 95% CI over seeds"
         )
 
 
