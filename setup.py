@@ -21,6 +21,8 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["d3", "d3.*", "scraping", "scraping.*"]),
+    # The real runtime metadata the dev chain's codec loads (d3/dev/codec.py).
+    package_data={"d3.dev": ["metadata/*.scale.gz", "metadata/README.md"]},
     install_requires=requirements("requirements.txt"),
     extras_require={
         "dev": requirements("requirements-dev.txt"),

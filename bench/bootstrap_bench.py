@@ -150,7 +150,7 @@ def make_runner(
     minus X look-ups: the bench is about chain history, not X."""
     state = ValidatorState(redis, prefix)
     pipeline = ManifestPipeline(
-        Fetcher(FetchLimits(deadline_s=60), allow_file=True),
+        Fetcher(FetchLimits(deadline_s=60), allow_file=True, allow_private=True),
         state,
         NETUID,
         chain.block_hash,

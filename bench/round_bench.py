@@ -89,7 +89,7 @@ async def round_over(miners: int, tweets: int, workdir: Path, redis_url: str) ->
         await redis.flushall()
         state = ValidatorState(redis)
         pipeline = ManifestPipeline(
-            Fetcher(FetchLimits(deadline_s=60), allow_file=True),
+            Fetcher(FetchLimits(deadline_s=60), allow_file=True, allow_private=True),
             state,
             NETUID,
             validator.block_hash,

@@ -210,7 +210,8 @@ class LocalNet:
             NETUID,
             owner.hotkey.ss58_address,
             owner.coldkeypub.ss58_address,
-            SubnetParams(tempo=100, weights_rate_limit=5, commit_min_bytes=100),
+            # Commit-reveal on (the runtime's default): weights land at the next epoch.
+            SubnetParams(tempo=20, weights_rate_limit=5, commit_min_bytes=100),
         )
         self.roles = {f"miner{i}": "honest" for i in range(self.args.miners)}
         if self.args.copier:
@@ -227,6 +228,7 @@ class LocalNet:
                     raise RuntimeError(f"registering {name}: {verdict.message}")
         for spec in self.validators:  # stake is what earns a validator permit
             dev.set_stake(dev_wallet(self.wallets, spec.name).hotkey.ss58_address, 10**12)
+        dev.next_epoch(NETUID)  # permits are computed at epochs: start with them
         dev.set_block_time(self.args.block_time)
         return dev
 
@@ -445,6 +447,43 @@ class LocalNet:
                 raise RuntimeError(
                     f"{name} exited ({process.returncode}); {self.logs_hint([name])}"
                 )
+
+    async def land_weights(self, dev: DevSubstrate, since: int) -> None:
+        """Wait for the first validator to set weights at or after `since` and, on a
+        commit-reveal subnet, for the chain to reveal them (skipping to the next epoch:
+        the miners are gone, so that changes nothing else), so the board reads them."""
+        hotkey = dev_wallet(self.wallets, self.validators[0].name).hotkey.ss58_address
+        if not dev.state.subnet(NETUID)[0].commit_reveal:
+            return  # plain weights apply in their block
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while True:
+            self.check_alive()
+            mine = [
+                (block, reveal, outcome)
+                for who, block, reveal, outcome in dev.state.reveal_outcomes(NETUID)
+                if who == hotkey and block >= since
+            ]
+            if mine:
+                block, reveal, _ = mine[-1]
+                head = dev.state.head()
+                if head < reveal:
+                    dev.advance(reveal - head)
+                outcome = [
+                    o
+                    for w, b, _, o in dev.state.reveal_outcomes(NETUID)
+                    if w == hotkey and b == block
+                ]
+                self.say(
+                    f"block {dev.state.head()}: weights committed at block {block} "
+                    f"(commit-reveal), revealed at block {reveal}: {outcome[0]}"
+                )
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.validators[0].name} set no weights within {SETTLE_TIMEOUT_S:.0f}s "
+                    f"of block {since}; {self.logs_hint([self.validators[0].name])}"
+                )
+            await asyncio.sleep(0.5)
 
     # -- validators' views -------------------------------------------------------------------
 
@@ -709,6 +748,7 @@ async def run(args: argparse.Namespace) -> Report:
         if late is not None:  # no miner committed in time: it still has to run and agree
             await net.start_late(late, commands[late.name], redis.url)
         validators = await net.compare(dev, commands, settle=True)
+        await net.land_weights(dev, min(v.block for v in validators))
         real = set(x.corpus.ids)  # every tweet the local X ever had, minted ones too
         return Report(await net.leaderboard(dev, validators, real), validators)
     finally:

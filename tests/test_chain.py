@@ -113,10 +113,18 @@ def test_commit_byte_budget_per_tempo(dev, wallets):
 
 
 def test_weights_visible_and_rate_limited(dev, wallets):
+    """The plain path (commit-reveal off): weights apply in their block."""
+    owner = wallets["owner"]
+    plain = SubnetParams(weights_rate_limit=5, max_uids=3, tempo=100, commit_reveal=False)
+    dev.create_subnet(NETUID, owner.hotkey.ss58_address, owner.coldkeypub.ss58_address, plain)
+
     async def body(alice, bob, carol):
         for chain in (alice, bob, carol):
             assert (await chain.register()).ok
         dev.set_stake(alice.hotkey, 10**12)
+        graph = await alice.metagraph()
+        assert not any(n.validator_permit for n in graph.neurons)  # permits come per epoch
+        dev.next_epoch(NETUID)
         graph = await alice.metagraph()
         assert [n.validator_permit for n in graph.neurons] == [True, False, False]
         first = await alice.set_weights({1: 0.75, 2: 0.25}, version_key=0)
@@ -132,9 +140,9 @@ def test_weights_visible_and_rate_limited(dev, wallets):
         dev.advance(5)
         assert await alice.blocks_until_weights_allowed() == 0
         assert (await alice.set_weights({1: 0.5, 2: 0.5}, version_key=0)).ok
-        # Without a validator permit the chain itself refuses.
+        # Without a validator permit the validator does not even send them.
         refused = await bob.set_weights({0: 1.0}, version_key=0)
-        assert not refused.ok and refused.code == "not_authorized"
+        assert not refused.ok and refused.code == "refused" and "permit" in refused.message
 
     run(_with_chains(dev, wallets, ["alice", "bob", "carol"], body))
 
@@ -332,7 +340,7 @@ def test_an_sdk_that_does_not_understand_the_runtime_gives_a_verdict_not_a_crash
             alice = SdkChain(client, wallets["alice"], NETUID)
             assert (await alice.register()).ok
             dev.set_stake(alice.hotkey, 10**12)
-            dev.advance(10)
+            dev.next_epoch(NETUID)
         real_query = dev.query
 
         async def skewed(module, name, params=None, block_hash=None):
@@ -365,3 +373,29 @@ def test_seed_hashes_come_only_from_finalized_blocks(dev, wallets):
     head, final, not_final = run(body())
     assert final == dev.state.block_hash(head - 3)
     assert not_final is None
+
+
+def test_start_up_probe_names_what_the_runtime_lacks(dev, wallets):
+    """Run before the first round: an SDK whose reads the runtime does not serve is one
+    line at start-up, not a failed weight-set every round."""
+
+    async def body():
+        async with bt.Subtensor("local", substrate=dev) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            assert (await alice.register()).ok
+            healthy = await alice.runtime_skew(weights=True)
+        real_query = dev.query
+
+        async def skewed(module, name, params=None, block_hash=None):
+            if name == "SubnetEpochConsensus":
+                raise ValueError("Storage function SubnetEpochConsensus not found")
+            return await real_query(module, name, params, block_hash)
+
+        async with bt.Subtensor("local", substrate=_Wrapped(dev, query=skewed)) as client:
+            alice = SdkChain(client, wallets["alice"], NETUID)
+            return healthy, await alice.runtime_skew(False), await alice.runtime_skew(True)
+
+    healthy, as_miner, as_validator = run(body())
+    assert healthy is None and as_miner is None  # a miner does not read it
+    assert "SubtensorModule.SubnetEpochConsensus" in as_validator and "\n" not in as_validator
+    assert bt.__version__ in as_validator

@@ -90,4 +90,9 @@ class Chain(Protocol):
 
     async def blocks_until_weights_allowed(self) -> int: ...
 
+    async def reveal_outcome(self) -> ChainVerdict | None:
+        """Once the chain has revealed (or dropped) the last timelocked weight commit: whether
+        its weights landed. None while it waits or when there is nothing to confirm."""
+        ...
+
     async def register(self) -> ChainVerdict: ...

@@ -25,6 +25,7 @@ from d3.chain.interface import (
     MetagraphSnapshot,
     Neuron,
 )
+from d3.chain.weights import WeightRules, same_row
 from d3.commitment import MAX_COMMITMENT_BYTES
 from d3.config import SubtensorConfig
 
@@ -135,6 +136,8 @@ class SdkChain:
         self.netuid = netuid
         self.write_timeout_s = write_timeout_s
         self.hotkey: str = wallet.hotkey.ss58_address
+        # The last timelocked commit still to be confirmed: (commit block, expected row).
+        self._pending_reveal: tuple[int, list[tuple[int, int]]] | None = None
 
     async def block(self) -> int:
         return await _read(self.client.block)
@@ -215,14 +218,114 @@ class SdkChain:
             self.write_timeout_s,
         )
 
+    async def weight_rules(self) -> WeightRules | None:
+        """The chain's weight rules for this hotkey, read at one block (None: not
+        registered)."""
+        block = await self.block()
+
+        async def query(name: str, params: list) -> Any:
+            return await _read(
+                lambda: self.client.query(("SubtensorModule", name), params, block=block)
+            )
+
+        graph = await _read(
+            lambda: self.client.subnets.metagraph(self.netuid, block, commitments=False)
+        )
+        if graph is None:
+            raise ChainError(f"subnet {self.netuid} does not exist", code=None)
+        me = next((n for n in graph.neurons if n.hotkey == self.hotkey), None)
+        if me is None:
+            return None
+        enabled, min_allowed, max_limit, version, threshold = await asyncio.gather(
+            query("CommitRevealWeightsEnabled", [self.netuid]),
+            query("MinAllowedWeights", [self.netuid]),
+            query("MaxWeightsLimit", [self.netuid]),
+            query("WeightsVersionKey", [self.netuid]),
+            query("StakeThreshold", []),
+        )
+        return WeightRules(
+            uid=me.uid,
+            n_uids=len(graph.neurons),
+            commit_reveal=bool(enabled),
+            min_allowed_weights=int(min_allowed or 0),
+            max_weights_limit=65535 if max_limit is None else int(max_limit),
+            required_version=int(version or 0),
+            stake_threshold=int(threshold or 0),
+            stake=int(me.total_stake.rao),
+            permit=bool(me.validator_permit),
+            owner=graph.owner_hotkey == self.hotkey,
+        )
+
     async def set_weights(self, weights: Mapping[int, float], version_key: int) -> ChainVerdict:
-        intent = bt.SetWeights(netuid=self.netuid, weights=dict(weights), version_key=version_key)
+        """Check what the chain (or, with commit-reveal, its silent reveal) would check,
+        pad to `MinAllowedWeights`, then set or commit them."""
+        try:
+            rules = await self.weight_rules()
+        except Exception as error:  # a read the runtime does not serve: the SDK skew
+            return ChainVerdict(
+                False, f"set_weights: reading the weight rules: {error}", "sdk_error"
+            )
+        if rules is None:
+            return ChainVerdict(
+                False,
+                f"hotkey {self.hotkey} is not registered on netuid {self.netuid}",
+                "not_registered",
+            )
+        refusal = rules.refusal(version_key)
+        if refusal is not None:
+            return ChainVerdict(
+                False, f"the chain would refuse these weights: {refusal}", "refused"
+            )
+        padded = rules.padded(weights)
+        intent = bt.SetWeights(netuid=self.netuid, weights=padded, version_key=version_key)
         # Safe to retry on a dropped connection: setting the same weights twice is harmless,
         # and a second try after a landed first is refused by the rate limit.
-        return await _write(
+        verdict = await _write(
             "set_weights",
             lambda: _read(lambda: self.client.execute(intent, self.wallet)),
             self.write_timeout_s,
+        )
+        if verdict.ok and rules.commit_reveal:
+            block = verdict.block if verdict.block is not None else await self.block()
+            self._pending_reveal = (block, rules.expected_row(padded))
+            return ChainVerdict(True, "committed (timelocked); applied at the reveal", block=block)
+        return verdict
+
+    async def reveal_outcome(self) -> ChainVerdict | None:
+        """What became of the last timelocked commit, once the chain has dealt with it:
+        ok when `Weights` holds the committed row, not ok when the reveal dropped it (the
+        runtime only traces that). None while it waits, or when nothing was committed."""
+        if self._pending_reveal is None:
+            return None
+        block, expected = self._pending_reveal
+        commits = await _read(lambda: self.client.weights.timelocked_weight_commits(self.netuid))
+        if any(
+            c["hotkey"] == self.hotkey and c["commit_block"] == block
+            for entries in commits.values()
+            for c in entries
+        ):
+            return None
+        uid = await self.uid()
+        stored = (
+            await _read(
+                lambda: self.client.query(("SubtensorModule", "Weights"), [self.netuid, uid])
+            )
+            if uid is not None
+            else None
+        )
+        self._pending_reveal = None
+        row = [(int(u), int(v)) for u, v in stored or []]
+        if same_row(row, expected):
+            return ChainVerdict(
+                True, f"weights committed at block {block} were revealed", block=block
+            )
+        return ChainVerdict(
+            False,
+            f"weights committed at block {block} were not applied at the reveal (the chain "
+            "checks version key, validator permit, stake threshold and weight limits there "
+            "and drops a commit that fails, silently): the old weights stay",
+            "reveal_failed",
+            block=block,
         )
 
     async def blocks_until_weights_allowed(self) -> int:
@@ -237,12 +340,60 @@ class SdkChain:
         last_set_ever = since < await self.block()  # LastUpdate 0 means never set
         return max(0, limit - since) if last_set_ever else 0
 
+    async def runtime_skew(self, weights: bool) -> str | None:
+        """Why the pinned SDK cannot work with this chain's runtime (None: it can): each
+        storage item the SDK reads to commit (and, for a validator, to set weights) is read
+        once. The SDK's codec raises before any RPC on an item the runtime's metadata lacks,
+        and then every commit or weight-set would fail, round after round."""
+        reads = [("Commitments", "CommitmentOf", [self.netuid, self.hotkey])]
+        if weights:
+            for name in _WEIGHT_READS:
+                params: list = [self.netuid, self.hotkey] if name == "Uids" else [self.netuid]
+                reads.append(("SubtensorModule", name, [] if name == "StakeThreshold" else params))
+        block = await self.block()
+        for module, name, params in reads:
+            try:
+                await _read(
+                    lambda m=module, n=name, p=params: self.client.query((m, n), p, block=block)
+                )
+            except (RpcConnectionError, ConnectionError, TimeoutError):
+                raise
+            except Exception as error:
+                return (
+                    f"the chain's runtime does not serve {module}.{name}, which bittensor "
+                    f"{bt.__version__} reads to {'set weights' if weights else 'commit'} "
+                    f"({type(error).__name__}: {error}): install the SDK version this "
+                    "runtime supports"
+                )
+        return None
+
     async def register(self) -> ChainVerdict:
         """Burned registration, paid by the coldkey (not MEV-shielded: a plain extrinsic)."""
         call = bt.calls.SubtensorModule.burned_register(netuid=self.netuid, hotkey=self.hotkey)
         return await _write(
             "register", lambda: self.client.submit_call(call, self.wallet), self.write_timeout_s
         )
+
+
+# What the pinned SDK reads to set weights (its SetWeights preflight and timelocked path)
+# and to commit: a runtime without one of them fails every weight-set or commit.
+_WEIGHT_READS = (
+    "Uids",
+    "CommitRevealWeightsEnabled",
+    "WeightsSetRateLimit",
+    "LastUpdate",
+    "MinAllowedWeights",
+    "MaxWeightsLimit",
+    "SubnetEpochConsensus",
+    "Tempo",
+    "RevealPeriodEpochs",
+    "LastEpochBlock",
+    "PendingEpochAt",
+    "SubnetEpochIndex",
+    "BlocksSinceLastStep",
+    "WeightsVersionKey",
+    "StakeThreshold",
+)
 
 
 def _isolate_sdk_cache() -> None:

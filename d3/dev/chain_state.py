@@ -32,6 +32,16 @@ CREATE TABLE IF NOT EXISTS neurons (
     PRIMARY KEY (netuid, uid, registered_block)
 );
 CREATE TABLE IF NOT EXISTS stakes (hotkey TEXT PRIMARY KEY, rao INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stake_changes (
+    hotkey TEXT NOT NULL, block INTEGER NOT NULL, rao INTEGER NOT NULL,
+    PRIMARY KEY (hotkey, block)
+);
+CREATE TABLE IF NOT EXISTS timelocked (
+    netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL,
+    epoch INTEGER NOT NULL, reveal_block INTEGER NOT NULL, reveal_round INTEGER NOT NULL,
+    commit_hex TEXT NOT NULL, plain TEXT, outcome TEXT,
+    PRIMARY KEY (netuid, hotkey, block)
+);
 CREATE TABLE IF NOT EXISTS axons (
     netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL, info TEXT NOT NULL,
     PRIMARY KEY (netuid, hotkey, block)
@@ -58,15 +68,46 @@ class SubnetParams:
     tempo: int = 360
     max_uids: int = 256
     weights_rate_limit: int = 100
-    min_allowed_weights: int = 0
+    min_allowed_weights: int = 1  # what a new subnet gets (the runtime default is 1024)
     max_weights_limit: int = 65535
     weights_version_key: int = 0
     max_validators: int = 64
     immunity_period: int = 0
     burn_rao: int = 10**9
+    # Commit-reveal, on by default as in the runtime: weights are committed timelocked and
+    # applied when the epoch `reveal_period_epochs` after the commit's begins.
+    commit_reveal: bool = True
+    reveal_period_epochs: int = 1
+    commit_reveal_version: int = 4
     # Commitments pallet: bytes a hotkey may commit per tempo, and the minimum charge.
     commit_space_per_tempo: int = 3100
     commit_min_bytes: int = 100
+
+
+# The runtime's limits on timelocked commits (`MAX_CRV3_COMMIT_SIZE_BYTES`, and unrevealed
+# commits per hotkey per epoch).
+MAX_COMMIT_BYTES = 5000
+MAX_UNREVEALED = 10
+U16_MAX = 65535
+
+
+@dataclass(frozen=True)
+class EpochClock:
+    """A subnet's epochs as the runtime counts them: `SubnetEpochIndex` goes up by one each
+    `tempo` blocks from `LastEpochBlock = registered_at - netuid % tempo` (no owner-
+    triggered epochs on the dev chain), and reads see the state after their block."""
+
+    tempo: int
+    origin: int
+
+    def index(self, block: int) -> int:
+        return max(0, (block - self.origin) // self.tempo)
+
+    def start_of(self, epoch: int) -> int:
+        return self.origin + epoch * self.tempo
+
+    def last_epoch_block(self, block: int) -> int:
+        return self.start_of(self.index(block))
 
 
 @dataclass(frozen=True)
@@ -212,6 +253,26 @@ class ChainState:
             return None
         return SubnetParams(**json.loads(row[0])), row[1], row[2], row[3]
 
+    def epochs(self, netuid: int) -> EpochClock:
+        params, _, _, registered_at = self._subnet_or_reject(netuid)
+        return EpochClock(params.tempo, registered_at - netuid % params.tempo)
+
+    def _subnet_or_reject(self, netuid: int) -> tuple[SubnetParams, str, str, int]:
+        subnet = self.subnet(netuid)
+        if subnet is None:
+            raise ChainRejection("SubnetNotExists", f"subnet {netuid} does not exist")
+        return subnet
+
+    def stake_threshold(self) -> int:
+        """`StakeThreshold`: the stake a hotkey needs to set weights (chain-wide)."""
+        with self.reading() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='stake_threshold'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_stake_threshold(self, rao: int) -> None:
+        with self.transaction() as db:
+            self._set(db, "stake_threshold", str(int(rao)))
+
     def netuids(self) -> list[int]:
         with self.reading() as db:
             return [r[0] for r in db.execute("SELECT netuid FROM subnets ORDER BY netuid")]
@@ -228,13 +289,53 @@ class ChainState:
         return None
 
     def set_stake(self, hotkey: str, rao: int) -> None:
+        """Stake from the next block on (its history is kept: permits are per epoch)."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO stakes VALUES (?, ?)", (hotkey, rao))
+            db.execute(
+                "INSERT OR REPLACE INTO stake_changes VALUES (?, ?, ?)",
+                (hotkey, self._head(db) + 1, rao),
+            )
 
     def validator_permits(self, netuid: int, block: int) -> list[bool]:
-        neurons = self.neurons(netuid, block)
-        permitted = _permitted(neurons, self._params(netuid))
-        return [n.uid in permitted for n in neurons]
+        subnet = self._subnet_or_reject(netuid)
+        epochs = self.epochs(netuid)
+        threshold = self.stake_threshold()
+        with self.reading() as db:
+            return self._permits(db, netuid, subnet, epochs, threshold, block)
+
+    def _permits(
+        self,
+        db: sqlite3.Connection,
+        netuid: int,
+        subnet: tuple[SubnetParams, str, str, int],
+        epochs: EpochClock,
+        threshold: int,
+        block: int,
+    ) -> list[bool]:
+        """`ValidatorPermit` at `block`: computed when the epoch it belongs to ran, from the
+        stakes then (below `StakeThreshold` counts as none), the top `max_validators` with
+        any stake, the subnet owner always; a uid registered since holds none yet."""
+        params, owner_hotkey = subnet[0], subnet[1]
+        at = epochs.last_epoch_block(block)
+        then = self.neurons_in(db, netuid, at)
+        stakes = {}
+        for n in then:
+            row = db.execute(
+                "SELECT rao FROM stake_changes WHERE hotkey=? AND block<=? "
+                "ORDER BY block DESC LIMIT 1",
+                (n.hotkey, at),
+            ).fetchone()
+            rao = row[0] if row else 0
+            stakes[n.uid] = rao if rao >= threshold or n.hotkey == owner_hotkey else 0
+        ranked = sorted((u for u in stakes if stakes[u] > 0), key=lambda u: (-stakes[u], u))
+        permitted = set(ranked[: params.max_validators])
+        permitted |= {n.uid for n in then if n.hotkey == owner_hotkey}
+        holders = {n.uid: n.hotkey for n in then}
+        return [
+            n.uid in permitted and holders.get(n.uid) == n.hotkey
+            for n in self.neurons_in(db, netuid, block)
+        ]
 
     def _params(self, netuid: int) -> SubnetParams:
         subnet = self.subnet(netuid)
@@ -305,6 +406,7 @@ class ChainState:
 
     def commit(self, netuid: int, hotkey: str, data: bytes) -> tuple[int, int]:
         params = self._params(netuid)
+        epochs = self.epochs(netuid)
         with self.transaction() as db:
             try:
                 self._registered_uid(db, netuid, hotkey)
@@ -314,7 +416,8 @@ class ChainState:
                     f"hotkey {hotkey} is not registered on netuid {netuid}",
                 ) from None
             block = self._head(db) + 1
-            period_start = block - block % params.tempo
+            # Usage resets when the subnet's epoch index changes (`UsedSpaceOf.last_epoch`).
+            period_start = epochs.last_epoch_block(block)
             used = db.execute(
                 "SELECT COALESCE(SUM(MAX(LENGTH(data), ?)), 0) FROM commitments "
                 "WHERE netuid=? AND hotkey=? AND block>=?",
@@ -352,59 +455,297 @@ class ChainState:
                 (netuid, block),
             ).fetchall()
 
-    def set_weights(
-        self, netuid: int, hotkey: str, dests: list[int], values: list[int], version_key: int
-    ) -> tuple[int, int]:
-        params = self._params(netuid)
-        with self.transaction() as db:
-            uid = self._registered_uid(db, netuid, hotkey)
-            head = self._head(db)
-            if len(dests) != len(values):
-                raise ChainRejection("WeightVecNotEqualSize", "dests and weights differ in length")
-            if len(set(dests)) != len(dests):
-                raise ChainRejection("DuplicateUids", "a uid appears twice")
-            live = {n.uid: n for n in self.neurons_in(db, netuid, head)}
-            if any(d not in live for d in dests):
-                raise ChainRejection("UidVecContainInvalidOne", "weights name an unknown uid")
-            if version_key < params.weights_version_key:
-                raise ChainRejection(
-                    "IncorrectWeightVersionKey",
-                    f"version key {version_key} < {params.weights_version_key}",
-                )
-            last = self._last_update(db, netuid, uid, head)
-            if last and head + 1 - last < params.weights_rate_limit:
+    # -- weights: plain sets, timelocked commits and their reveals --------------------------
+
+    def _weights_context(self, netuid: int) -> tuple:
+        """What every weight rule reads, taken before the write lock (the readers lock)."""
+        return self._subnet_or_reject(netuid), self.epochs(netuid), self.stake_threshold()
+
+    def _check_weights(
+        self,
+        db: sqlite3.Connection,
+        netuid: int,
+        context: tuple,
+        hotkey: str,
+        dests: list[int],
+        values: list[int],
+        version_key: int,
+        block: int,
+        rate_limited: bool,
+    ) -> int:
+        """The runtime's `internal_set_weights` checks, in its order, for weights applied at
+        `block`; returns the setter's uid. A reveal runs them too (without the rate limit)."""
+        subnet, epochs, threshold = context
+        params, owner_hotkey = subnet[0], subnet[1]
+        if len(dests) != len(values):
+            raise ChainRejection("WeightVecNotEqualSize", "dests and weights differ in length")
+        live = {n.uid: n for n in self.neurons_in(db, netuid, block)}
+        if len(dests) > len(live):
+            raise ChainRejection("UidsLengthExceedUidsInSubNet", "more weights than uids")
+        uid = next((n.uid for n in live.values() if n.hotkey == hotkey), None)
+        if uid is None:
+            raise ChainRejection(
+                "HotKeyNotRegisteredInSubNet",
+                f"hotkey {hotkey} is not registered on netuid {netuid}",
+            )
+        is_owner = hotkey == owner_hotkey
+        stake = live[uid].stake_rao
+        if not is_owner and stake < threshold:
+            raise ChainRejection(
+                "NotEnoughStakeToSetWeights", f"stake {stake} < StakeThreshold {threshold}"
+            )
+        required = params.weights_version_key
+        if required and version_key < required:
+            raise ChainRejection(
+                "IncorrectWeightVersionKey", f"version key {version_key} < {required}"
+            )
+        if rate_limited:
+            last = self._last_update(db, netuid, uid, block - 1)
+            if last and block - last < params.weights_rate_limit:
                 raise ChainRejection(
                     "SettingWeightsTooFast",
                     f"weights set at block {last}; rate limit {params.weights_rate_limit} blocks",
                 )
-            if dests != [uid] and uid not in _permitted(list(live.values()), params):
-                raise ChainRejection(
-                    "NeuronNoValidatorPermit", f"uid {uid} has no validator permit"
-                )
+        self_weight = dests == [uid]
+        permits = self._permits(db, netuid, subnet, epochs, threshold, block)
+        if not (self_weight or is_owner or permits[sorted(live).index(uid)]):
+            raise ChainRejection("NeuronNoValidatorPermit", f"uid {uid} has no validator permit")
+        if len(set(dests)) != len(dests):
+            raise ChainRejection("DuplicateUids", "a uid appears twice")
+        if any(d not in live for d in dests):
+            raise ChainRejection("UidVecContainInvalidOne", "weights name an unknown uid")
+        needed = min(len(live), params.min_allowed_weights)
+        if not self_weight and len(dests) < needed:
+            raise ChainRejection(
+                "WeightVecLengthIsLow", f"{len(dests)} weights, the subnet needs {needed}"
+            )
+        total = sum(values)
+        limit = params.max_weights_limit
+        if not self_weight and limit < U16_MAX and total and max(values) * U16_MAX // total > limit:
+            raise ChainRejection(
+                "MaxWeightExceeded", f"largest weight is above {limit / U16_MAX:.4f} of the total"
+            )
+        return uid
+
+    def set_weights(
+        self, netuid: int, hotkey: str, dests: list[int], values: list[int], version_key: int
+    ) -> tuple[int, int]:
+        """A plain weight-set; the runtime refuses it while commit-reveal is on."""
+        context = self._weights_context(netuid)
+        if context[0][0].commit_reveal:
+            raise ChainRejection(
+                "CommitRevealEnabled", f"commit-reveal is on for netuid {netuid}: commit weights"
+            )
+        with self.transaction() as db:
+            self._reveal_due(db, self._head(db))
+            block = self._head(db) + 1
+            uid = self._check_weights(
+                db, netuid, context, hotkey, dests, values, version_key, block, True
+            )
             block = self._seal_block(db)
             db.execute(
                 "INSERT OR REPLACE INTO weights VALUES (?, ?, ?, ?)",
-                (netuid, uid, block, json.dumps([dests, values])),
+                (netuid, uid, block, json.dumps([dests, _upscaled(values)])),
             )
             return block, self._log(db, block, hotkey, f"set_weights({netuid})")
 
+    def commit_timelocked(
+        self,
+        netuid: int,
+        hotkey: str,
+        commit: bytes,
+        reveal_round: int,
+        version: int,
+        plain: dict | None,
+    ) -> tuple[int, int]:
+        """`commit_timelocked_mechanism_weights`: the runtime's checks at commit, in order;
+        `plain` is what the dev beacon knows the ciphertext holds (None: nothing)."""
+        context = self._weights_context(netuid)
+        (params, owner_hotkey, _, _), epochs, threshold = context
+        if len(commit) > MAX_COMMIT_BYTES:
+            raise ChainRejection("CommitTooLarge", f"commit is {len(commit)} bytes")
+        if not params.commit_reveal:
+            raise ChainRejection("CommitRevealDisabled", f"commit-reveal is off for {netuid}")
+        if version != params.commit_reveal_version:
+            raise ChainRejection(
+                "IncorrectCommitRevealVersion",
+                f"commit-reveal version {version}, the chain runs {params.commit_reveal_version}",
+            )
+        with self.transaction() as db:
+            self._reveal_due(db, self._head(db))
+            block = self._head(db) + 1
+            live = {n.hotkey: n for n in self.neurons_in(db, netuid, block)}
+            if hotkey not in live:
+                raise ChainRejection(
+                    "HotKeyNotRegisteredInSubNet",
+                    f"hotkey {hotkey} is not registered on netuid {netuid}",
+                )
+            neuron = live[hotkey]
+            if hotkey != owner_hotkey and neuron.stake_rao < threshold:
+                raise ChainRejection(
+                    "NotEnoughStakeToSetWeights",
+                    f"stake {neuron.stake_rao} < StakeThreshold {threshold}",
+                )
+            last = self._last_update(db, netuid, neuron.uid, block - 1)
+            if last and block - last < params.weights_rate_limit:
+                raise ChainRejection(
+                    "CommittingWeightsTooFast",
+                    f"weights committed at block {last}; rate limit "
+                    f"{params.weights_rate_limit} blocks",
+                )
+            epoch = epochs.index(block)
+            pending = db.execute(
+                "SELECT COUNT(*) FROM timelocked WHERE netuid=? AND hotkey=? AND epoch=? "
+                "AND outcome IS NULL",
+                (netuid, hotkey, epoch),
+            ).fetchone()[0]
+            if pending >= MAX_UNREVEALED:
+                raise ChainRejection("TooManyUnrevealedCommits", f"{pending} commits unrevealed")
+            block = self._seal_block(db)
+            db.execute(
+                "INSERT INTO timelocked VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    netuid,
+                    hotkey,
+                    block,
+                    epoch,
+                    epochs.start_of(epoch + params.reveal_period_epochs),
+                    reveal_round,
+                    commit.hex(),
+                    None if plain is None else json.dumps(plain),
+                ),
+            )
+            return block, self._log(db, block, hotkey, f"commit_timelocked_weights({netuid})")
+
+    def _reveal_due(self, db: sqlite3.Connection, head: int) -> None:
+        """Reveal every commit whose reveal block has come, in block order, as the runtime's
+        `reveal_crv3_commits` does at the start of that block: the weight checks run with
+        the state of that block; a failure only drops the commit (the old weights stay),
+        and so does a commit nobody can decrypt (no plaintext)."""
+        due = db.execute(
+            "SELECT netuid, hotkey, block, reveal_block, plain FROM timelocked "
+            "WHERE outcome IS NULL AND reveal_block<=? ORDER BY reveal_block, block, hotkey",
+            (head,),
+        ).fetchall()
+        for netuid, hotkey, block, reveal_block, plain in due:
+            outcome = "revealed"
+            try:
+                if plain is None:
+                    raise ChainRejection("Undecryptable", "no plaintext for this ciphertext")
+                payload = json.loads(plain)
+                if payload["hotkey"] != hotkey:
+                    raise ChainRejection("HotkeyMismatch", "payload names another hotkey")
+                subnet = db.execute(
+                    "SELECT params, owner_hotkey, owner_coldkey, registered_at FROM subnets "
+                    "WHERE netuid=?",
+                    (netuid,),
+                ).fetchone()
+                params = SubnetParams(**json.loads(subnet[0]))
+                epochs = EpochClock(params.tempo, subnet[3] - netuid % params.tempo)
+                row = db.execute("SELECT value FROM meta WHERE key='stake_threshold'").fetchone()
+                context = (
+                    (params, subnet[1], subnet[2], subnet[3]),
+                    epochs,
+                    int(row[0]) if row else 0,
+                )
+                dests, values = payload["uids"], payload["values"]
+                uid = self._check_weights(
+                    db,
+                    netuid,
+                    context,
+                    hotkey,
+                    dests,
+                    values,
+                    payload["version_key"],
+                    reveal_block,
+                    False,
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO weights VALUES (?, ?, ?, ?)",
+                    (netuid, uid, reveal_block, json.dumps([dests, _upscaled(values), True])),
+                )
+            except ChainRejection as rejection:
+                outcome = f"failed: {rejection.name}: {rejection}"
+            db.execute(
+                "UPDATE timelocked SET outcome=? WHERE netuid=? AND hotkey=? AND block=?",
+                (outcome, netuid, hotkey, block),
+            )
+
+    def _settle(self) -> None:
+        """Apply the reveals due by now before a read that can see weights."""
+        with self.reading() as db:
+            head = self._head(db)
+            due = db.execute(
+                "SELECT 1 FROM timelocked WHERE outcome IS NULL AND reveal_block<=? LIMIT 1",
+                (head,),
+            ).fetchone()
+        if due:
+            with self.transaction() as db:
+                self._reveal_due(db, self._head(db))
+
+    def timelocked_commits(self, netuid: int, block: int) -> list[tuple[int, list[tuple]]]:
+        """`TimelockedWeightCommits` at `block`: epoch -> (hotkey, commit block, ciphertext,
+        reveal round) still waiting for their reveal."""
+        self._settle()
+        with self.reading() as db:
+            rows = db.execute(
+                "SELECT epoch, hotkey, block, commit_hex, reveal_round FROM timelocked "
+                "WHERE netuid=? AND block<=? AND (outcome IS NULL OR reveal_block>?) "
+                "ORDER BY epoch, block, hotkey",
+                (netuid, block, block),
+            ).fetchall()
+        out: dict[int, list[tuple]] = {}
+        for epoch, hotkey, at, commit_hex, reveal_round in rows:
+            out.setdefault(epoch, []).append((hotkey, at, "0x" + commit_hex, reveal_round))
+        return sorted(out.items())
+
+    def reveal_outcomes(self, netuid: int) -> list[tuple[str, int, int, str | None]]:
+        """(hotkey, commit block, reveal block, outcome): what became of each commit (a dev
+        chain's record; the runtime only traces a failed reveal)."""
+        self._settle()
+        with self.reading() as db:
+            return db.execute(
+                "SELECT hotkey, block, reveal_block, outcome FROM timelocked WHERE netuid=? "
+                "ORDER BY block, hotkey",
+                (netuid,),
+            ).fetchall()
+
     @staticmethod
     def _last_update(db: sqlite3.Connection, netuid: int, uid: int, block: int) -> int:
-        row = db.execute(
-            "SELECT MAX(w.block) FROM weights w WHERE w.netuid=? AND w.uid=? AND w.block<=? "
-            "AND w.block >= (SELECT MAX(n.registered_block) FROM neurons n "
-            "WHERE n.netuid=w.netuid AND n.uid=w.uid AND n.registered_block<=?)",
-            (netuid, uid, block, block),
-        ).fetchone()
-        return row[0] or 0
+        """`LastUpdate`: registration sets it, and so does each plain weight-set or
+        timelocked commit (a reveal does not), for the neuron holding `uid` at `block`."""
+        registered = db.execute(
+            "SELECT MAX(registered_block) FROM neurons WHERE netuid=? AND uid=? "
+            "AND registered_block<=?",
+            (netuid, uid, block),
+        ).fetchone()[0]
+        if registered is None:
+            return 0
+        hotkey = db.execute(
+            "SELECT hotkey FROM neurons WHERE netuid=? AND uid=? AND registered_block=?",
+            (netuid, uid, registered),
+        ).fetchone()[0]
+        plain = db.execute(
+            "SELECT MAX(block) FROM weights WHERE netuid=? AND uid=? AND block<=? AND block>=? "
+            "AND json_array_length(row)=2",
+            (netuid, uid, block, registered),
+        ).fetchone()[0]
+        committed = db.execute(
+            "SELECT MAX(block) FROM timelocked WHERE netuid=? AND hotkey=? AND block<=? "
+            "AND block>=?",
+            (netuid, hotkey, block, registered),
+        ).fetchone()[0]
+        return max(registered, plain or 0, committed or 0)
 
     def last_updates(self, netuid: int, block: int) -> list[int]:
+        self._settle()
         with self.reading() as db:
             neurons = self.neurons_in(db, netuid, block)
             return [self._last_update(db, netuid, n.uid, block) for n in neurons]
 
     def weights(self, netuid: int, block: int) -> dict[int, list[tuple[int, int]]]:
         """uid -> [(dest uid, u16 weight)] as last set by the neuron now holding that uid."""
+        self._settle()
         out: dict[int, list[tuple[int, int]]] = {}
         with self.reading() as db:
             for neuron in self.neurons_in(db, netuid, block):
@@ -414,7 +755,7 @@ class ChainState:
                     (netuid, neuron.uid, block, neuron.registered_block),
                 ).fetchone()
                 if row:
-                    dests, values = json.loads(row[0])
+                    dests, values = json.loads(row[0])[:2]
                     out[neuron.uid] = list(zip(dests, values, strict=True))
         return out
 
@@ -444,7 +785,7 @@ class ChainState:
             ).fetchone()[0]
 
 
-def _permitted(neurons: list[NeuronRow], params: SubnetParams) -> set[int]:
-    """The top `max_validators` neurons by stake (with any stake at all) hold a permit."""
-    ranked = sorted((n for n in neurons if n.stake_rao > 0), key=lambda n: (-n.stake_rao, n.uid))
-    return {n.uid for n in ranked[: params.max_validators]}
+def _upscaled(values: list[int]) -> list[int]:
+    """The runtime stores weights max-upscaled to u16 (`vec_u16_max_upscale_to_u16`)."""
+    top = max(values, default=0)
+    return [v * U16_MAX // top for v in values] if top else values

@@ -8,7 +8,9 @@ reads and writes a subnet needs (registration, commitments, weights, axons, the
 gap shows up as an error and never as a silently wrong answer.
 
 Values are shaped like the real codec's output: ss58 strings for accounts, 0x-hex for
-fixed byte arrays, tuples for tuples, None for missing Optional storage.
+fixed byte arrays, tuples for tuples, None for missing Optional storage. Submitted calls go
+through the real runtime's codec (d3/dev/codec.py) and are refused if they do not encode;
+tests/chain/ holds every answer to the real runtime's types.
 """
 
 from __future__ import annotations
@@ -22,14 +24,75 @@ from typing import Any, TypeVar
 
 from bittensor import Balance, ChainError, ExtrinsicResult
 from bittensor.sp_core import verify
+from bittensor_core import ss58_encode
 
+from d3.dev import timelock
 from d3.dev.chain_state import ChainRejection, ChainState, SubnetParams
+from d3.dev.codec import SPEC_VERSION, ShapeError, encode_call, storage_default
 
 T = TypeVar("T")
 # What the fake reports for block time when the clock is manual: the SDK sleeps this long
 # between retries, so keep it short.
 MANUAL_BLOCK_TIME = 0.05
 GENESIS_TIMESTAMP_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+# Fields of the runtime's `Metagraph` answer the dev chain does not model: zero (emissions,
+# prices, scores, identities), so the answer has the real type's full shape.
+_METAGRAPH_UNMODELLED: dict[str, Any] = {
+    "subnet_emission": 0,
+    "alpha_in": 0,
+    "alpha_out": 0,
+    "tao_in": 0,
+    "alpha_out_emission": 0,
+    "alpha_in_emission": 0,
+    "tao_in_emission": 0,
+    "pending_alpha_emission": 0,
+    "pending_root_emission": 0,
+    "subnet_volume": 0,
+    "rho": 0,
+    "kappa": 0,
+    "activity_cutoff": 0,
+    "difficulty": 0,
+    "min_difficulty": 0,
+    "max_difficulty": 0,
+    "min_burn": 0,
+    "max_burn": 0,
+    "adjustment_alpha": 0,
+    "adjustment_interval": 0,
+    "target_regs_per_interval": 0,
+    "max_regs_per_block": 0,
+    "serving_rate_limit": 0,
+    "alpha_high": 0,
+    "alpha_low": 0,
+    "bonds_moving_avg": 0,
+    "identity": None,
+    "moving_price": {"bits": 0},
+    "registration_allowed": True,
+    "pow_registration_allowed": False,
+    "liquid_alpha_enabled": False,
+    "tao_dividends_per_hotkey": [],
+    "alpha_dividends_per_hotkey": [],
+}
+_METAGRAPH_UNMODELLED_PER_NEURON = (
+    "pruning_score",
+    "emission",
+    "dividends",
+    "incentives",
+    "consensus",
+    "trust",
+    "rank",
+    "collateral_locked",
+    "collateral_min",
+    "collateral_earned",
+)
+# The runtime's AxonInfo for a hotkey that never served one.
+_NO_AXON = dict.fromkeys(
+    ("block", "version", "ip", "port", "ip_type", "protocol", "placeholder1", "placeholder2"), 0
+)
+
+
+def _as_bytes(value: Any) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
 
 
 def _raw_bytes(info: Any) -> bytes:
@@ -60,6 +123,8 @@ class DevSubstrate:
     def __init__(self, path: str | os.PathLike[str]):
         self.state = ChainState(path)
         self.token_symbols: dict[int, str] = {}
+        # Weights this process commits timelocked must be revealable here (d3/dev/timelock.py).
+        timelock.install()
 
     @property
     def path(self) -> Path:
@@ -80,6 +145,17 @@ class DevSubstrate:
 
     def set_stake(self, hotkey: str, rao: int) -> None:
         self.state.set_stake(hotkey, rao)
+
+    def next_epoch(self, netuid: int) -> int:
+        """Advance to the first block of the subnet's next epoch (permits are computed
+        there); returns that block."""
+        head = self.state.head()
+        epochs = self.state.epochs(netuid)
+        target = epochs.start_of(epochs.index(head) + 1)
+        return self.state.advance(target - head)
+
+    def set_stake_threshold(self, rao: int) -> None:
+        self.state.set_stake_threshold(rao)
 
     # -- protocol: display and lifecycle ------------------------------------------------
 
@@ -129,7 +205,7 @@ class DevSubstrate:
         return seconds if seconds > 0 else MANUAL_BLOCK_TIME
 
     async def spec_version(self) -> int:
-        return 400
+        return SPEC_VERSION  # the runtime whose metadata the dev chain is held to
 
     async def get_block(
         self, block_number: int | None = None, block_hash: str | None = None
@@ -170,7 +246,11 @@ class DevSubstrate:
                 for n in state.neurons(netuid, block):
                     if n.hotkey == params[0]:
                         return n.coldkey
-            return None
+            return storage_default(module, name)  # a Default item: the zero account
+        if key == "SubtensorModule.StakeThreshold":
+            return state.stake_threshold()
+        if key == "SubtensorModule.CommitRevealWeightsVersion":
+            return storage_default(module, name)  # chain-wide in the runtime (4), no netuid key
         netuid = int(params[0]) if params else None
         if netuid is None:
             raise ChainError(f"dev chain: {key} needs a netuid")
@@ -179,7 +259,7 @@ class DevSubstrate:
             found = state.commitment_of(netuid, params[1], block)
             return self._commitment_value(*found) if found else None
         if subnet is None:
-            return None
+            return storage_default(module, name)  # what a node answers for an absent key
         p: SubnetParams = subnet[0]
         scalars: dict[str, Any] = {
             "SubtensorModule.Tempo": p.tempo,
@@ -187,7 +267,9 @@ class DevSubstrate:
             "SubtensorModule.MinAllowedWeights": p.min_allowed_weights,
             "SubtensorModule.MaxWeightsLimit": p.max_weights_limit,
             "SubtensorModule.WeightsVersionKey": p.weights_version_key,
-            "SubtensorModule.CommitRevealWeightsEnabled": False,
+            "SubtensorModule.CommitRevealWeightsEnabled": p.commit_reveal,
+            "SubtensorModule.RevealPeriodEpochs": p.reveal_period_epochs,
+            "SubtensorModule.PendingEpochAt": 0,
             "SubtensorModule.SubnetEpochConsensus": "Yuma",
             "SubtensorModule.Burn": p.burn_rao,
             "SubtensorModule.CollateralLockShare": 0,
@@ -196,6 +278,13 @@ class DevSubstrate:
         }
         if key in scalars:
             return scalars[key]
+        epochs = state.epochs(netuid)
+        if key == "SubtensorModule.SubnetEpochIndex":
+            return epochs.index(block)
+        if key == "SubtensorModule.LastEpochBlock":
+            return epochs.last_epoch_block(block)
+        if key == "SubtensorModule.BlocksSinceLastStep":
+            return block - epochs.last_epoch_block(block)
         if key == "SubtensorModule.SubnetworkN":
             return len(state.neurons(netuid, block))
         if key == "SubtensorModule.Uids":
@@ -216,7 +305,7 @@ class DevSubstrate:
         fields = [
             {f"Raw{len(data[i : i + 128])}": "0x" + data[i : i + 128].hex()}
             for i in range(0, len(data), 128)
-        ] or [{"Raw0": "0x"}]
+        ] or [{"Raw0": []}]  # the runtime's decoding of an empty fixed array
         return {"deposit": 0, "block": block, "info": {"fields": fields}}
 
     async def map_has_entries(
@@ -256,6 +345,8 @@ class DevSubstrate:
             return [(n.hotkey, n.uid) for n in self.state.neurons(netuid, block)]
         if key == "SubtensorModule.Weights":
             return sorted(self.state.weights(netuid, block).items())
+        if key == "SubtensorModule.TimelockedWeightCommits":
+            return self.state.timelocked_commits(netuid, block)
         raise ChainError(f"dev chain does not implement storage map {key}")
 
     async def query_batch(
@@ -272,7 +363,15 @@ class DevSubstrate:
     ) -> Any:
         if (api, method) == ("SubnetInfoRuntimeApi", "get_metagraph"):
             return await self._run(self._metagraph, int(params[0]), block_hash)
+        if (api, method) == ("SubnetInfoRuntimeApi", "get_next_epoch_start_block"):
+            return await self._run(self._next_epoch_start, int(params[0]), block_hash)
         raise ChainError(f"dev chain does not implement runtime call {api}.{method}")
+
+    def _next_epoch_start(self, netuid: int, block_hash: str | None) -> int | None:
+        if self.state.subnet(netuid) is None:
+            return None
+        epochs = self.state.epochs(netuid)
+        return epochs.last_epoch_block(self._block_at(block_hash)) + epochs.tempo
 
     def _metagraph(self, netuid: int, block_hash: str | None) -> dict | None:
         block = self._block_at(block_hash)
@@ -282,15 +381,19 @@ class DevSubstrate:
         params, owner_hotkey, owner_coldkey, registered_at = subnet
         neurons = self.state.neurons(netuid, block)
         last_updates = self.state.last_updates(netuid, block)
+        last_step = self.state.epochs(netuid).last_epoch_block(block)
         axons = [self.state.axon(netuid, n.hotkey, block) for n in neurons]
         return {
+            **_METAGRAPH_UNMODELLED,
+            **{key: [0] * len(neurons) for key in _METAGRAPH_UNMODELLED_PER_NEURON},
+            "identities": [None] * len(neurons),
             "netuid": netuid,
             "name": list(f"dev{netuid}".encode()),
             "symbol": list("α".encode()),
             "block": block,
             "tempo": params.tempo,
-            "last_step": block - block % params.tempo,
-            "blocks_since_last_step": block % params.tempo,
+            "last_step": last_step,
+            "blocks_since_last_step": block - last_step,
             "owner_hotkey": owner_hotkey,
             "owner_coldkey": owner_coldkey,
             "network_registered_at": registered_at,
@@ -298,7 +401,7 @@ class DevSubstrate:
             "max_uids": params.max_uids,
             "hotkeys": [n.hotkey for n in neurons],
             "coldkeys": [n.coldkey for n in neurons],
-            "axons": [a or {"ip": 0, "port": 0, "ip_type": 4} for a in axons],
+            "axons": [{**_NO_AXON, **(a or {})} for a in axons],
             "active": [True] * len(neurons),
             "validator_permit": self.state.validator_permits(netuid, block),
             "last_update": last_updates,
@@ -306,6 +409,16 @@ class DevSubstrate:
             "alpha_stake": [n.stake_rao for n in neurons],
             "tao_stake": [0] * len(neurons),
             "total_stake": [n.stake_rao for n in neurons],
+            # The hyperparameters the dev chain models, as its storage reads report them.
+            "min_allowed_weights": params.min_allowed_weights,
+            "max_weights_limit": params.max_weights_limit,
+            "weights_version": params.weights_version_key,
+            "weights_rate_limit": params.weights_rate_limit,
+            "max_validators": params.max_validators,
+            "immunity_period": params.immunity_period,
+            "burn": params.burn_rao,
+            "commit_reveal_weights_enabled": params.commit_reveal,
+            "commit_reveal_period": params.reveal_period_epochs,
         }
 
     async def constant(self, module: str, name: str) -> Any:
@@ -361,6 +474,11 @@ class DevSubstrate:
     ) -> ExtrinsicResult:
         module, function, params = call
         signer = keypair.ss58_address
+        # A node decodes the call against its runtime: refuse what the real one could not.
+        try:
+            await self._run(encode_call, module, function, dict(params))
+        except ShapeError as error:
+            return self._failure("CallNotDecodable", str(error))
         # Prove the submitter holds the key, as a node would by checking the signature.
         payload = f"{module}.{function}:{sorted(params)}".encode()
         signature = keypair.sign(payload)
@@ -409,6 +527,27 @@ class DevSubstrate:
                     [int(d) for d in params["dests"]],
                     [int(w) for w in params["weights"]],
                     int(params["version_key"]),
+                )
+            case ("SubtensorModule", "commit_timelocked_mechanism_weights"):
+                if int(params.get("mecid", 0)) != 0:
+                    raise ChainRejection("MechanismDoesNotExist", "dev chain has one mechanism")
+                commit = _as_bytes(params["commit"])
+                payload = timelock.plaintext_of(commit)
+                plain = None
+                if payload is not None:
+                    plain = {
+                        "hotkey": ss58_encode(payload.hotkey),
+                        "uids": list(payload.uids),
+                        "values": list(payload.values),
+                        "version_key": payload.version_key,
+                    }
+                return state.commit_timelocked(
+                    int(params["netuid"]),
+                    signer,
+                    commit,
+                    int(params["reveal_round"]),
+                    int(params["commit_reveal_version"]),
+                    plain,
                 )
             case ("SubtensorModule", "serve_axon"):
                 info = {k: int(params[k]) for k in ("version", "ip", "port", "ip_type", "protocol")}

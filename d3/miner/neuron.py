@@ -224,6 +224,10 @@ async def amain(config: MinerConfig) -> int:
     store = TweetStore(store_path, max_rows=config.neuron.max_rows)
     try:
         async with open_chain(config.subtensor, wallet, config.netuid) as chain:
+            skew = await chain.runtime_skew(weights=False)
+            if skew is not None:
+                logger.error("cannot start: {}", skew)
+                return 1
             graph = await chain.metagraph()
             if graph.uid_of(chain.hotkey) is None:
                 logger.error(

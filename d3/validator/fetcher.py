@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from d3.commitment import Locator, LocatorKind
+from d3.validator.public_net import PrivateAddress, public_transport
 
 
 class FetchError(Exception):
@@ -43,7 +44,10 @@ class FetchLimits:
 
 
 class Fetcher:
-    """Bounded downloads over HTTP(S) and `file://` (local networks only)."""
+    """Bounded downloads over HTTP(S) and `file://` (local networks only).
+
+    Hosts must be on the public internet (`public_net.py`) unless `allow_private` (local
+    networks and tests); the operator's own `s3_endpoint` is always allowed."""
 
     def __init__(
         self,
@@ -51,11 +55,14 @@ class Fetcher:
         s3_endpoint: str | None = None,
         allow_file: bool = False,
         client: httpx.AsyncClient | None = None,
+        allow_private: bool = False,
     ):
         self.limits = limits
         self.s3_endpoint = s3_endpoint
         self.allow_file = allow_file
+        trusted = [httpx.URL(s3_endpoint).host] if s3_endpoint else []
         self._client = client or httpx.AsyncClient(
+            transport=None if allow_private else public_transport(trusted),
             timeout=httpx.Timeout(
                 limits.read_timeout_s, connect=limits.connect_timeout_s, pool=limits.deadline_s
             ),
@@ -136,6 +143,8 @@ class Fetcher:
                         raise FetchError(f"{url}: more than {max_bytes} bytes", transient=False)
                     chunks.append(chunk)
                 return b"".join(chunks)
+        except PrivateAddress as exc:
+            raise FetchError(f"{url}: {exc}: refused", transient=False) from None
         except httpx.TransportError as exc:
             raise FetchError(f"{url}: {type(exc).__name__}", transient=True) from None
         except httpx.HTTPError as exc:  # redirect loops, bad URLs, undecodable responses

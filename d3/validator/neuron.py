@@ -108,6 +108,11 @@ class FetchSection(Section):
     max_rows: int = Field(2_000_000, gt=0, description="most rows per commitment")
     deadline_s: float = Field(120, gt=0, description="time allowed for one file")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint for s3:// data")
+    allow_private_hosts: bool = Field(
+        False,
+        description="fetch from private, loopback and link-local addresses too (miners "
+        "could then make the validator reach its own network; local networks only)",
+    )
 
 
 class ScoringSection(Section):
@@ -190,6 +195,8 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
             FetchLimits(deadline_s=fetch.deadline_s),
             s3_endpoint=fetch.s3_endpoint,
             allow_file=config.subtensor.target.startswith(DEV_PREFIX),
+            allow_private=fetch.allow_private_hosts
+            or config.subtensor.target.startswith(DEV_PREFIX),
         ),
         state,
         config.netuid,
@@ -240,6 +247,11 @@ class Validator:
                         f"validator hotkey {self.chain.hotkey} is not registered on netuid "
                         f"{self.config.netuid}"
                     )
+                outcome = await self.chain.reveal_outcome()
+                if outcome is not None and outcome.ok:
+                    log.info("{}", outcome.message)
+                elif outcome is not None:
+                    log.error("{}", outcome.message)
                 report = None
                 try:
                     report = await self.runner.process(graph)
@@ -320,6 +332,9 @@ async def amain(config: ValidatorConfig) -> int:
     redis = connect_redis(config.redis.url, cluster=config.redis.cluster)
     try:
         async with open_chain(config.subtensor, wallet, config.netuid) as chain:
+            skew = await chain.runtime_skew(weights=True)
+            if skew is not None:
+                raise FatalError(skew)
             logger.info(
                 "validator {} on netuid {} ({}), redis {}",
                 chain.hotkey,

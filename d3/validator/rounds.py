@@ -390,7 +390,14 @@ class RoundRunner:
             return ChainVerdict(False, "no miner has a positive score yet", "nothing_to_set")
         verdict = await self.chain.set_weights(weights, version_key)
         if verdict.ok:
-            logger.info("weights set at block {} for {} uids", verdict.block, len(weights))
+            shown = ", ".join(f"{uid}: {w:.4f}" for uid, w in sorted(weights.items()))
+            logger.info(
+                "weights {} at block {} for {} uids: {}",
+                verdict.message,
+                verdict.block,
+                len(weights),
+                shown,
+            )
         else:
             logger.warning("weights not set: {}", verdict.message)
         return verdict

@@ -221,7 +221,9 @@ class Arena:
         budget: LookupBudget | None = None,
     ) -> RoundRunner:
         redis = aioredis.Redis.from_url(redis_url)
-        fetcher = Fetcher(fetch or FetchLimits(deadline_s=10, retries=0), allow_file=True)
+        fetcher = Fetcher(
+            fetch or FetchLimits(deadline_s=10, retries=0), allow_file=True, allow_private=True
+        )
         self._closers += [redis.aclose, fetcher.close]
         if lookup is not None and budget is None:
             budget = LookupBudget(10**9)

@@ -35,7 +35,7 @@ def shard() -> Any:
 
 
 async def fetch(locator_text: str, name: str, *, s3_endpoint: str | None = None) -> bytes:
-    fetcher = Fetcher(FAST, s3_endpoint=s3_endpoint, allow_file=True)
+    fetcher = Fetcher(FAST, s3_endpoint=s3_endpoint, allow_file=True, allow_private=True)
     try:
         return await fetcher.fetch(parse_locator(locator_text), name, max_bytes=64 << 20)
     finally:

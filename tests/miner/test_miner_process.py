@@ -106,7 +106,7 @@ async def _validate(dev, x, tmp, redis_url):
         state = ValidatorState(redis)
         lookup = source_lookup(XApiSource(DEFAULT_TOKEN, api_base_url=x.base_url))
         pipeline = ManifestPipeline(
-            Fetcher(FetchLimits(deadline_s=10), allow_file=True),
+            Fetcher(FetchLimits(deadline_s=10), allow_file=True, allow_private=True),
             state,
             NETUID,
             chain.block_hash,

@@ -77,7 +77,7 @@ def make_runner(
     redis = aioredis.Redis.from_url(redis_url)
     state = ValidatorState(redis, prefix)
     pipeline = ManifestPipeline(
-        Fetcher(FetchLimits(deadline_s=10, retries=0), allow_file=True),
+        Fetcher(FetchLimits(deadline_s=10, retries=0), allow_file=True, allow_private=True),
         state,
         NETUID,
         chain.block_hash,

@@ -61,7 +61,14 @@ def test_first_committer_wins_and_weights_follow_the_curve(net, redis_url):
             audit = await audit_now(runner, net.dev)
             scores = await runner.scores(await chains["validator"].metagraph())
             verdict = await runner.set_weights(scores, version_key=0)
+            # Commit-reveal (the runtime's default): nothing applies until the reveal.
+            before = await client.weights.weights(NETUID)
+            assert await chains["validator"].reveal_outcome() is None  # still timelocked
+            net.dev.next_epoch(NETUID)
+            outcome = await chains["validator"].reveal_outcome()
+            assert outcome is not None and outcome.ok, outcome
             matrix = await client.weights.weights(NETUID)
+            assert 0 not in before
             return report, unaudited, audit, scores, verdict, matrix
 
     report, unaudited, audit, scores, verdict, matrix = run(body())

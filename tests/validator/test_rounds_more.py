@@ -113,6 +113,7 @@ def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
             chains = await registered(client, net, ["v1", "v2", *datasets])
             for hk in ("v1", "v2"):
                 net.dev.set_stake(chains[hk].hotkey, 10**12)
+            net.dev.next_epoch(NETUID)  # permits are computed at epochs
             for name, tables in datasets.items():
                 published = write_dataset(
                     net.data_dir / name, net.wallet(name).hotkey, NETUID, tables
@@ -126,6 +127,7 @@ def test_two_validators_with_separate_redis_agree(net, redis_url, tmp_path):
                 scores = await runner.scores(graph)
                 assert (await runner.set_weights(scores, version_key=0)).ok
                 await aioredis.Redis.from_url(url).aclose()
+            net.dev.next_epoch(NETUID)  # the reveal
             matrix = await client.weights.weights(NETUID)
             return matrix[0], matrix[1]
 
