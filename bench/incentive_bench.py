@@ -252,6 +252,7 @@ class Cheater:
     credits: dict[int, int] = field(default_factory=dict)
     pools: dict[int, list[CandidateSet]] = field(default_factory=dict)
     factors: dict[int, tuple[int, int]] = field(default_factory=dict)
+    evidence: dict[int, int] = field(default_factory=dict)  # period -> distinct tweets
     # period -> the honest miners' allotment under this replica (`Run.allotment`): an
     # index into `Run.allotments[period]`, the same for replicas that leave it the same
     honest_allot: dict[int, int] = field(default_factory=dict)
@@ -332,7 +333,8 @@ def ask_x(drawn: tuple[pa.Table | None, int]) -> AuditResult:
     credit without a candidate counted as checked and not found."""
     sample, unverifiable = drawn
     ids = [] if sample is None else sample["id"].to_pylist()
-    return AuditResult(len(ids) + unverifiable, sum(1 for i in ids if i & 3 == FOUND), 0)
+    found = sum(1 for i in ids if i & 3 == FOUND)
+    return AuditResult(len(ids) + unverifiable, found, 0, "", len(set(ids)) + unverifiable)
 
 
 def audit_verdict(result: AuditResult, block: int, pool_size: int, period: int) -> Verdict:
@@ -530,6 +532,7 @@ class Run:
             result = ask_x(draw(pool, sizes[CHEATER], seed))
             verdict = audit_verdict(result, block, len(pool), period)
             cheater.factors[period] = result.factor
+            cheater.evidence[period] = result.evidence
             cheater.stream.audits.append(verdict)
             cheater.audited += 1
             cheater.found_share += result.found / result.checked if result.checked else 0
@@ -558,10 +561,11 @@ class Run:
         if key not in self._honest_view:
             uniques, noises = [], []
             for i, credit in enumerate(self.honest_credit):
-                factors = {p: self.honest_result(i, p, a)[0].factor for p, a in sig}
+                results = {p: self.honest_result(i, p, a)[0] for p, a in sig}
+                factors = {p: r.factor for p, r in results.items()}
                 args = (credit, block, 0, self.sim.scoring, factors)
                 uniques.append(windowed_unique(*args))
-                noises.append(windowed_noise(*args))
+                noises.append(windowed_noise(*args, {p: r.evidence for p, r in results.items()}))
             if self.sim.spread == 1:
                 rel = uniques
             else:
@@ -605,7 +609,7 @@ class Run:
         creds = self.honest_credibility(cheater, since, block)
         cred = cheater.stream.credibility(since, block, self.sim.check)
         args = (cheater.credits, block, 0, scoring, cheater.factors)
-        unique, noise = windowed_unique(*args), windowed_noise(*args)
+        unique, noise = windowed_unique(*args), windowed_noise(*args, cheater.evidence)
         key = (period, sig, unique, noise, cred, tuple(creds))
         if cheater.memo is not None and cheater.memo[0] == key:
             weights = cheater.memo[1]
@@ -613,7 +617,7 @@ class Run:
             scores = {0: miner_score(unique, noise, cred, scoring)}
             for uid, (u, n, c) in enumerate(zip(uniques, noises, creds, strict=True), start=1):
                 scores[uid] = miner_score(u, n, c, scoring)
-            weights = exponential_weights(scores, scoring.decay, scoring.tie_tolerance)
+            weights = exponential_weights(scores, scoring.decay, scoring.rank_step)
             cheater.memo = (key, weights)
         if self.sim.check:
             self.check(cheater, block, creds, cred, weights)
@@ -645,8 +649,14 @@ class Run:
             h: {p: self.honest_result(i, p, a)[0].factor for p, a in cheater.honest_allot.items()}
             for i, h in enumerate(self.honest)
         } | {CHEATER: cheater.factors}
+        evidence = {
+            h: {p: self.honest_result(i, p, a)[0].evidence for p, a in cheater.honest_allot.items()}
+            for i, h in enumerate(self.honest)
+        } | {CHEATER: cheater.evidence}
         credibility = dict(zip(self.honest, creds, strict=True)) | {CHEATER: cred}
-        scored = score_miners(neurons, credits, credibility, block, self.sim.scoring, factors)
+        scored = score_miners(
+            neurons, credits, credibility, block, self.sim.scoring, factors, evidence
+        )
         assert [s.weight for s in scored] == [weights[uid] for uid in range(len(scored))]
 
     def run(self) -> dict[str, list[dict]]:
@@ -689,7 +699,12 @@ class Run:
             for key in [k for k in keyed if k[0] < oldest]:
                 del keyed[key]
         for cheater in self.cheaters:
-            for ledger in (cheater.credits, cheater.factors, cheater.honest_allot):
+            for ledger in (
+                cheater.credits,
+                cheater.factors,
+                cheater.evidence,
+                cheater.honest_allot,
+            ):
                 for period in [p for p in ledger if p < oldest]:
                     del ledger[period]
 

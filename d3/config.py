@@ -3,9 +3,12 @@
 The SDK no longer parses command lines, so this module does, generically: a config is a
 pydantic model whose nested models are flag sections. Flags are generated from the model
 (names, types, defaults and help all come from the fields, so `--help` cannot drift from
-what is validated). Precedence: command line, then environment (`D3_WALLET_NAME`,
-`D3_NEURON_COMMIT_INTERVAL`, ...), then the field default. A bad value ends the program
-with one line naming the flag and the reason.
+what is validated). Precedence: command line, then the role's environment
+(`D3_MINER_WALLET_NAME`, `D3_VALIDATOR_WALLET_NAME`: a miner and a validator can share one
+`.env`), then the shared one (`D3_WALLET_NAME`, `D3_NEURON_COMMIT_INTERVAL`, ...), then the
+field default. A secret (a token) can also come from a file named by the same variable with
+`_FILE` appended, so it never appears in `ps` or `pm2 describe`. A bad value ends the
+program with one line naming the flag and the reason.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ class SubtensorConfig(Section):
         description="finney, test, local, a ws(s):// endpoint, or dev:PATH for a dev chain file",
     )
     chain_endpoint: str | None = Field(None, description="ws(s):// endpoint; overrides network")
+    connect_deadline_s: float = Field(
+        60, gt=0, description="seconds to keep retrying an endpoint at start-up"
+    )
     archive_endpoints: str | None = Field(
         None,
         description="comma-separated ws(s):// archive nodes for old blocks (validators read "
@@ -106,7 +112,7 @@ class NeuronBaseConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    netuid: int = Field(1, ge=0, le=65535, description="subnet uid")
+    netuid: int = Field(ge=0, le=65535, description="the subnet's uid: the one D3 is registered on")
     wallet: WalletConfig = WalletConfig()
     subtensor: SubtensorConfig = SubtensorConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -137,40 +143,92 @@ def _is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
-def build_parser(model: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
+# Choices and flags that exist only to demo a dev chain: listed in --help only there.
+DEV_ONLY = "dev_only"
+DEV_FLAG = {DEV_ONLY: True}  # a field's json_schema_extra: listed only on dev chains
+DEV_ONLY_CHOICES = frozenset({"copier", "fabricator", "diluter"})
+_SIZE_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def _shown_default(dotted: str, field: Any) -> str:
+    """The default as an operator reads it: sizes in binary units, secrets masked."""
+    if field.is_required():
+        return "required"
+    default = field.default
+    if isinstance(default, SecretStr):
+        return "set" if default.get_secret_value() else "none"
+    if default is None:
+        return "none"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, int) and dotted.endswith("bytes"):
+        for unit, size in _SIZE_UNITS:
+            if default >= size and default % size == 0:
+                return f"{default // size} {unit}"
+    return str(default)
+
+
+def build_parser(
+    model: type[BaseModel], prog: str, description: str, dev: bool = False
+) -> argparse.ArgumentParser:
+    """Flags grouped by section, each with its choices and its default; flags and choices
+    that only make sense on a dev chain are listed only when `dev`."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         epilog=f"Every flag can also be set in the environment: --wallet.name is "
-        f"{ENV_PREFIX}WALLET_NAME. Flags win over the environment.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        f"{ENV_PREFIX}WALLET_NAME, or {ENV_PREFIX}MINER_WALLET_NAME / "
+        f"{ENV_PREFIX}VALIDATOR_WALLET_NAME for one role only (those win). A token can come "
+        f"from a file: {ENV_PREFIX}VERIFY_X_BEARER_TOKEN_FILE=/path. Flags win over the "
+        "environment; prefer the environment for tokens (flags show in ps).",
     )
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for dotted, field in _flags(model):
-        help_text = field.description or ""
-        default = field.default
-        if isinstance(default, SecretStr):
-            default = "****" if default.get_secret_value() else None
+        section = dotted.split(".", 1)[0] if "." in dotted else "general"
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f"{section} flags")
+        group = groups[section]
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        hidden = bool(extra.get(DEV_ONLY)) and not dev
+        help_text = (field.description or "").replace("%", "%%")
+        choices = [c for c in get_args(field.annotation) if isinstance(c, str)]
+        if choices:
+            shown = [c for c in choices if dev or c not in DEV_ONLY_CHOICES]
+            help_text += f"; one of: {', '.join(shown)}"
+        help_text += f" (default: {_shown_default(dotted, field)})"
+        options: dict[str, Any] = {
+            "dest": dotted,
+            "default": argparse.SUPPRESS,
+            "help": argparse.SUPPRESS if hidden else help_text,
+        }
         if _is_bool(field.annotation):
-            parser.add_argument(
-                f"--{dotted}",
-                dest=dotted,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=f"{help_text} (default: {default})",
-            )
+            group.add_argument(f"--{dotted}", action=argparse.BooleanOptionalAction, **options)
         else:
-            parser.add_argument(
-                f"--{dotted}",
-                dest=dotted,
-                metavar=dotted.rsplit(".", 1)[-1].upper(),
-                default=argparse.SUPPRESS,
-                help=f"{help_text} (default: {default})",
-            )
+            metavar = "CHOICE" if choices else dotted.rsplit(".", 1)[-1].upper()
+            group.add_argument(f"--{dotted}", metavar=metavar, **options)
     return parser
 
 
-def env_name(dotted: str) -> str:
-    return ENV_PREFIX + dotted.replace(".", "_").upper()
+def env_name(dotted: str, role: str | None = None) -> str:
+    scope = f"{role.upper()}_" if role else ""
+    return ENV_PREFIX + scope + dotted.replace(".", "_").upper()
+
+
+def _from_env(
+    dotted: str, secret: bool, env: Mapping[str, str], role: str | None
+) -> tuple[str, str] | None:
+    """(raw value, where it came from) for `dotted` in the environment, the role's own
+    variables first; a secret may name a file instead (`..._FILE`)."""
+    for name in ([env_name(dotted, role)] if role else []) + [env_name(dotted)]:
+        if name in env:
+            return env[name], name
+        if secret and f"{name}_FILE" in env:
+            path = Path(env[f"{name}_FILE"]).expanduser()
+            try:
+                return path.read_text().strip(), f"{name}_FILE"
+            except OSError as error:
+                raise ConfigError(f"{name}_FILE: cannot read {path}: {error.strerror}") from None
+    return None
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,23 +257,28 @@ def load_config(
     env: Mapping[str, str] | None = None,
     prog: str = "d3",
     description: str = "",
+    role: str | None = None,
 ) -> C:
     """Parse `argv` and `env` into a validated `model`; raises ConfigError on bad values.
 
-    `--help` prints the generated help and exits 0, as argparse does.
+    `role` ("miner", "validator") adds its own environment variables, which win over the
+    shared ones. `--help` prints the generated help and exits 0, as argparse does.
     """
-    parser = build_parser(model, prog, description)
-    parsed = vars(parser.parse_args(list(argv) if argv is not None else sys.argv[1:]))
+    args = list(argv) if argv is not None else sys.argv[1:]
     env = os.environ if env is None else env
+    dev = any(a.startswith("dev:") for a in args) or str(
+        env.get(env_name("subtensor.network"), "")
+    ).startswith("dev:")
+    parser = build_parser(model, prog, description, dev=dev)
+    parsed = vars(parser.parse_args(args))
     flat: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for dotted, field in _flags(model):
         if dotted in parsed:
             flat[dotted], origin[dotted] = parsed[dotted], f"--{dotted}"
-        elif env_name(dotted) in env:
-            raw = env[env_name(dotted)]
+        elif (found := _from_env(dotted, _is_secret(field.annotation), env, role)) is not None:
+            raw, origin[dotted] = found
             flat[dotted] = _env_bool(raw) if _is_bool(field.annotation) else raw
-            origin[dotted] = env_name(dotted)
     try:
         return model.model_validate(_nest(flat))
     except ValidationError as exc:
@@ -229,11 +292,15 @@ def load_config(
 
 
 def parse_or_exit(
-    model: type[C], prog: str, description: str, argv: Sequence[str] | None = None
+    model: type[C],
+    prog: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    role: str | None = None,
 ) -> C:
     """`load_config` for entry points: a bad value prints one line and exits with status 2."""
     try:
-        return load_config(model, argv, prog=prog, description=description)
+        return load_config(model, argv, prog=prog, description=description, role=role)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -19,6 +19,14 @@ def validate_redis_url(url: str) -> str:
             raise ValueError("unix:// needs an absolute socket path, e.g. unix:///run/redis.sock")
     elif not parts.hostname:
         raise ValueError("missing host, e.g. redis://127.0.0.1:6379/0")
+    else:
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"the database is a number (redis://host:6379/0), not {db!r}")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(f"the port is not a number in {url!r}") from None
     return url
 
 

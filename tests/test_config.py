@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field, SecretStr
@@ -21,11 +22,15 @@ class DemoConfig(NeuronBaseConfig):
     x: XSection = XSection()
 
 
+NETUID_ENV = {"D3_NETUID": "1"}
+
+
 def test_defaults_flags_and_env_precedence():
-    config = load_config(DemoConfig, [], env={})
+    config = load_config(DemoConfig, [], env=NETUID_ENV)
     assert config.netuid == 1 and config.wallet.name == "default"
     assert config.subtensor.network == "finney" and not config.logging.debug
     env = {"D3_WALLET_NAME": "fromenv", "D3_NEURON_COMMIT_INTERVAL": "7", "D3_LOGGING_DEBUG": "yes"}
+    env |= NETUID_ENV
     config = load_config(DemoConfig, ["--wallet.name", "fromflag", "--netuid", "13"], env=env)
     assert config.wallet.name == "fromflag"  # the flag wins over the environment
     assert config.neuron.commit_interval == 7
@@ -37,15 +42,15 @@ def test_bool_flags_and_networks():
     config = load_config(
         DemoConfig,
         ["--neuron.dry_run", "--subtensor.network", "ws://127.0.0.1:9944", "--logging.trace"],
-        env={},
+        env=NETUID_ENV,
     )
     assert config.neuron.dry_run and config.logging.trace
     assert config.subtensor.target == "ws://127.0.0.1:9944"
     config = load_config(
-        DemoConfig, ["--subtensor.chain_endpoint", "wss://node.example:443"], env={}
+        DemoConfig, ["--subtensor.chain_endpoint", "wss://node.example:443"], env=NETUID_ENV
     )
     assert config.subtensor.target == "wss://node.example:443"
-    assert load_config(DemoConfig, ["--subtensor.network", "dev:/tmp/c.sqlite"], env={})
+    assert load_config(DemoConfig, ["--subtensor.network", "dev:/tmp/c.sqlite"], env=NETUID_ENV)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +62,7 @@ def test_bool_flags_and_networks():
             "--neuron.commit_interval: Input should be greater than 0 (got '-5')",
         ),
         (["--netuid", "abc"], {}, "--netuid: Input should be a valid integer"),
+        ([], {"D3_NETUID": ""}, "D3_NETUID: Input should be a valid integer"),
         ([], {"D3_NETUID": "70000"}, "D3_NETUID: Input should be less than or equal to 65535"),
         (
             ["--subtensor.network", "mainnet"],
@@ -74,13 +80,13 @@ def test_bool_flags_and_networks():
 )
 def test_bad_values_give_one_line_naming_the_flag(argv, env, message):
     with pytest.raises(ConfigError) as info:
-        load_config(DemoConfig, argv, env=env)
+        load_config(DemoConfig, argv, env=NETUID_ENV | env)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
 
 
 def test_secrets_are_never_echoed():
-    config = load_config(DemoConfig, ["--x.bearer_token", "s3cr3t"], env={})
+    config = load_config(DemoConfig, ["--x.bearer_token", "s3cr3t"], env=NETUID_ENV)
     assert config.x.bearer_token.get_secret_value() == "s3cr3t"
     assert "s3cr3t" not in repr(config) and "s3cr3t" not in str(config.model_dump())
 
@@ -91,13 +97,13 @@ def test_secrets_are_never_echoed():
         x: Strict = Strict(token=SecretStr("0123456789"))
 
     with pytest.raises(ConfigError) as info:
-        load_config(WithStrict, ["--x.token", "short"], env={})
+        load_config(WithStrict, ["--x.token", "short"], env=NETUID_ENV)
     assert "short" not in str(info.value)
 
 
 def test_help_lists_every_flag_and_unknown_flags_fail(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        load_config(DemoConfig, ["--help"], env={})
+        load_config(DemoConfig, ["--help"], env=NETUID_ENV)
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for flag in (
@@ -116,7 +122,7 @@ def test_help_lists_every_flag_and_unknown_flags_fail(capsys):
     ):
         assert flag in out
     with pytest.raises(SystemExit) as exit_info:
-        load_config(DemoConfig, ["--wallet.nmae", "x"], env={})
+        load_config(DemoConfig, ["--wallet.nmae", "x"], env=NETUID_ENV)
     assert exit_info.value.code == 2
 
 
@@ -136,3 +142,65 @@ def test_logging_routes_sdk_records_into_loguru(tmp_path):
     assert "sdk says hi" in result.stderr
     assert "manifest accepted | hotkey=5Abc uid=3" in result.stderr
     assert "manifest accepted" in (tmp_path / "demo.log").read_text()
+
+
+def test_netuid_is_required():
+    """No default subnet: a neuron started without --netuid would otherwise run on netuid 1."""
+    with pytest.raises(ConfigError, match="--netuid: Field required"):
+        load_config(DemoConfig, [], env={})
+
+
+def test_a_role_has_its_own_environment_and_secrets_come_from_files(tmp_path):
+    """A miner and a validator on one box share one .env: D3_MINER_* and D3_VALIDATOR_*
+    win over D3_*; a token file keeps the token out of ps and pm2 describe."""
+    token = tmp_path / "x-token"
+    token.write_text("s3cr3t\n")
+    env = {
+        "D3_NETUID": "7",
+        "D3_WALLET_NAME": "shared",
+        "D3_MINER_WALLET_NAME": "miner",
+        "D3_VALIDATOR_WALLET_NAME": "validator",
+        "D3_X_BEARER_TOKEN_FILE": str(token),
+    }
+    assert load_config(DemoConfig, [], env=env, role="miner").wallet.name == "miner"
+    validator = load_config(DemoConfig, [], env=env, role="validator")
+    assert validator.wallet.name == "validator" and validator.netuid == 7
+    assert validator.x.bearer_token.get_secret_value() == "s3cr3t"
+    assert load_config(DemoConfig, [], env=env).wallet.name == "shared"
+    missing = {**env, "D3_X_BEARER_TOKEN_FILE": str(tmp_path / "nope")}
+    with pytest.raises(ConfigError, match="D3_X_BEARER_TOKEN_FILE: cannot read"):
+        load_config(DemoConfig, [], env=missing)
+
+
+def test_help_groups_flags_lists_choices_and_hides_dev_only_ones():
+    def help_of(*argv: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "neurons/miner.py", *argv, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert result.returncode == 0, result.stderr
+        return " ".join(result.stdout.split())  # argparse wraps lines
+
+    production = help_of()
+    for section in ("general flags:", "wallet flags:", "source flags:", "host flags:"):
+        assert section in production
+    assert "one of: x_api, twscrape, apify (default: x_api)" in production
+    assert "one of: dir, s3, hf" in production
+    assert "(default: required)" in production and "PydanticUndefined" not in production
+    assert "copier" not in production and "--source.copy_from" not in production
+    assert "--source.x_api_base_url" not in production
+    dev = help_of("--subtensor.network", "dev:/tmp/chain.sqlite")
+    assert "copier" in dev and "--source.copy_from" in dev
+    validator = subprocess.run(
+        [sys.executable, "neurons/validator.py", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    validator = " ".join(validator.split())
+    assert "largest shard fetched (default: 256 MiB)" in validator
+    assert "--no-verify.structure_only" not in validator  # its own entry; others may name it

@@ -49,6 +49,14 @@ class CommitmentRecord:
     uid: int | None  # None when the hotkey is no longer registered
 
 
+class SubnetNotFound(Exception):
+    """The configured netuid has no subnet on this chain: no round can ever succeed."""
+
+
+class ChainUnreachable(Exception):
+    """No endpoint answered within the start-up deadline."""
+
+
 class HistoryUnavailable(Exception):
     """A read of an old block that the endpoint no longer has (pruned state, no archive)."""
 

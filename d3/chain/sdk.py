@@ -19,11 +19,13 @@ from bittensor import BittensorError, ChainError, RpcConnectionError
 from loguru import logger
 
 from d3.chain.interface import (
+    ChainUnreachable,
     ChainVerdict,
     CommitmentRecord,
     HistoryUnavailable,
     MetagraphSnapshot,
     Neuron,
+    SubnetNotFound,
 )
 from d3.chain.weights import WeightRules, same_row
 from d3.commitment import MAX_COMMITMENT_BYTES
@@ -159,7 +161,7 @@ class SdkChain:
             lambda: self.client.subnets.metagraph(self.netuid, block, commitments=False)
         )
         if graph is None:
-            raise ChainError(f"subnet {self.netuid} does not exist", code=None)
+            raise SubnetNotFound(f"netuid {self.netuid} has no subnet on this chain")
         neurons = tuple(
             Neuron(
                 uid=n.uid,
@@ -232,7 +234,7 @@ class SdkChain:
             lambda: self.client.subnets.metagraph(self.netuid, block, commitments=False)
         )
         if graph is None:
-            raise ChainError(f"subnet {self.netuid} does not exist", code=None)
+            raise SubnetNotFound(f"netuid {self.netuid} has no subnet on this chain")
         me = next((n for n in graph.neurons if n.hotkey == self.hotkey), None)
         if me is None:
             return None
@@ -405,18 +407,53 @@ def _isolate_sdk_cache() -> None:
 
 
 @asynccontextmanager
+async def _connected(
+    make: Callable[[], bt.Subtensor], target: str, deadline_s: float
+) -> AsyncIterator[bt.Client]:
+    """Enter the SDK client, retrying a refused or dropped connection with backoff until
+    `deadline_s`; then one ChainUnreachable line (a node restarting is normal, a wrong
+    endpoint is not, and only time tells them apart)."""
+    give_up = asyncio.get_running_loop().time() + deadline_s
+    attempt = 0
+    while True:
+        subtensor = make()
+        try:
+            client = await subtensor.__aenter__()
+        except (RpcConnectionError, ConnectionError, OSError, TimeoutError) as error:
+            attempt += 1
+            wait = min(10.0, 0.5 * 2**attempt)
+            if asyncio.get_running_loop().time() + wait > give_up:
+                raise ChainUnreachable(
+                    f"cannot reach {target} after {attempt} attempts in {deadline_s:g}s: {error}"
+                ) from None
+            logger.warning("cannot reach {} ({}); retry in {:.0f}s", target, error, wait)
+            await asyncio.sleep(wait)
+            continue
+        break
+    try:
+        yield client
+    finally:
+        await subtensor.__aexit__(None, None, None)
+
+
+@asynccontextmanager
 async def open_chain(
     subtensor: SubtensorConfig, wallet: Any, netuid: int
 ) -> AsyncIterator[SdkChain]:
-    """Connect to the configured network; `dev:PATH` opens the dev chain file at PATH."""
+    """Connect to the configured network; `dev:PATH` opens the dev chain file at PATH (it
+    must exist: a local network creates it)."""
     target = subtensor.target
     if target.startswith(DEV_PREFIX):
         from d3.dev.substrate import DevSubstrate
 
+        path = target.removeprefix(DEV_PREFIX)
+        if not await asyncio.to_thread(os.path.isfile, path):
+            raise ChainUnreachable(f"no dev chain file at {path} (./scripts/localnet creates one)")
         _isolate_sdk_cache()
-        substrate = DevSubstrate(target.removeprefix(DEV_PREFIX))
+        substrate = DevSubstrate(path)
         async with bt.Subtensor("local", substrate=substrate) as client:
             yield SdkChain(client, wallet, netuid)
     else:
-        async with bt.Subtensor(target, archive_endpoints=subtensor.archives) as client:
+        make = lambda: bt.Subtensor(target, archive_endpoints=subtensor.archives)  # noqa: E731
+        async with _connected(make, target, subtensor.connect_deadline_s) as client:
             yield SdkChain(client, wallet, netuid)

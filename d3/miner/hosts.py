@@ -58,6 +58,9 @@ class LocalDirHost:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            # Published files are for everyone: mkstemp makes them 0600, which a web server
+            # running as another user cannot read (every validator would get a 403).
+            os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)

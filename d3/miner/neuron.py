@@ -22,12 +22,13 @@ import bittensor as bt
 from loguru import logger
 from pydantic import Field, SecretStr
 
-from d3.chain.interface import Chain
+from d3.chain.interface import Chain, ChainUnreachable, SubnetNotFound
 from d3.chain.sdk import DEV_PREFIX, open_chain
-from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.commitment import Commitment, decode_commitment
+from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
-from d3.miner.hosts import DatasetHost, HuggingFaceHost, LocalDirHost, S3Host
-from d3.miner.publisher import Publisher, PublishError
+from d3.miner.hosts import DatasetHost, HostError, HuggingFaceHost, LocalDirHost, S3Host
+from d3.miner.publisher import PARENT_KEY, Publisher, PublishError
 from d3.miner.store import TweetStore
 from scraping.factory import SourceConfigError
 from scraping.factory import build_source as build_real_source
@@ -50,12 +51,16 @@ class MinerNeuronSection(Section):
 class SourceSection(Section):
     kind: Literal["x_api", "twscrape", "apify", "copier", "fabricator", "diluter"] = Field(
         "x_api",
-        description="tweet source (copier/fabricator/diluter: dev chains only, for demos)",
+        description="tweet source",
     )
-    copy_from: str | None = Field(None, description="copier: the dataset dir to copy from")
+    copy_from: str | None = Field(
+        None, description="copier: the dataset dir to copy from", json_schema_extra=DEV_FLAG
+    )
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
-    x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
-    query_plan: str | None = Field(None, description="TOML/JSON query plan (default: built in)")
+    x_api_base_url: str | None = Field(
+        None, description="X API host (the local X server)", json_schema_extra=DEV_FLAG
+    )
+    query_plan: str | None = Field(None, description="TOML/JSON query plan; none: the built-in one")
     twscrape_accounts: str | None = Field(None, description="twscrape accounts file")
     apify_token: SecretStr = Field(SecretStr(""), description="Apify API token")
 
@@ -206,6 +211,26 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+async def resume_chain_tip(store: TweetStore, chain: Chain) -> None:
+    """A store with no manifest chain (new, or lost) continues the one on chain: the next
+    manifest's parent is this hotkey's latest committed manifest, so its history stays one
+    chain instead of silently starting a second."""
+    if await asyncio.to_thread(store.get_meta, PARENT_KEY) is not None:
+        return
+    tip = await chain.commitment_of(chain.hotkey, await chain.block())
+    commitment = decode_commitment(tip.data) if tip is not None else None
+    if not isinstance(commitment, Commitment):
+        logger.info("no earlier commitment on chain: starting a new manifest chain")
+        return
+    await asyncio.to_thread(store.set_meta, PARENT_KEY, commitment.manifest_sha256)
+    logger.warning(
+        "the store has no manifest chain: continuing the one on chain from manifest {} "
+        "(committed at block {})",
+        commitment.manifest_sha256[:16],
+        tip.block,
+    )
+
+
 async def amain(config: MinerConfig) -> int:
     wallet = bt.Wallet(
         config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
@@ -215,8 +240,10 @@ async def amain(config: MinerConfig) -> int:
         dev_chain = config.subtensor.target.startswith(DEV_PREFIX)
         source = build_source(config.source, dev_chain)
         host = build_host(config.host, dev_chain)
+        # The longest commitment this locator can make must fit the chain's 128 bytes.
+        Commitment("0" * 64, host.locator).encode()
         plan = build_plan(config.source.query_plan)
-    except (ConfigProblem, QueryPlanError, ValueError, OSError) as error:
+    except (ConfigProblem, QueryPlanError, HostError, ValueError, OSError) as error:
         logger.error("cannot start: {}", error)
         return 1
     store_path = expand(config.neuron.store_path)
@@ -237,6 +264,7 @@ async def amain(config: MinerConfig) -> int:
                     config.netuid,
                 )
                 return 1
+            await resume_chain_tip(store, chain)
             logger.info(
                 "miner {} (uid {}) on netuid {}, publishing to {}",
                 chain.hotkey,
@@ -264,6 +292,9 @@ async def amain(config: MinerConfig) -> int:
             )
             logger.info("miner stopped")
             return 0
+    except (ChainUnreachable, SubnetNotFound) as error:
+        logger.error("cannot start: {}", error)
+        return 1
     finally:
         store.close()
 
@@ -274,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "miner.py",
         "D3 miner: scrape tweets, publish content-addressed datasets, commit them on chain.",
         argv,
+        role="miner",
     )
     setup_logging(config.logging, "miner")
     return asyncio.run(amain(config))

@@ -24,6 +24,7 @@ not spent per manifest. Instead:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,13 +45,25 @@ class AuditParams:
 
     lookups_per_period: int = 8_000  # look-ups per audited period, over all miners
     min_per_miner: int = 8  # the fewest look-ups a miner with credit gets
-    candidates_per_commitment: int = 4  # new rows each commitment keeps for its audit
-    scan_rows: int = 256  # rows ranked per commitment to find that many new ones
+    candidates_per_commitment: int = 4  # the fewest new rows a commitment keeps for its audit
+    rows_per_candidate: int = 1_000  # and one more per this many rows: big ones keep more
+    scan_rows: int = 256  # the fewest rows ranked per commitment to find them among
     delay_blocks: int = 1  # the seed block: this many blocks after the grace period
     # The key that ranks a commitment's rows comes from the block this many blocks after
     # the commit; None (production) means just after its grace period, when the miner can
     # no longer upload or withhold anything: it cannot see the key before it decides.
     rank_delay_blocks: int | None = None
+
+    def candidates_for(self, rows: int) -> int:
+        """How many new rows a commitment of `rows` fresh rows keeps as candidates: picks
+        fall on it in proportion to its credit, so its candidates grow with it (a 200,000-row
+        commitment keeps 200), and the audit rarely has to ask about one tweet twice."""
+        return max(self.candidates_per_commitment, -(-rows // self.rows_per_candidate))
+
+    def scan_for(self, rows: int) -> int:
+        """How many lowest-key rows are ranked to find those candidates among the new ones
+        (copies of others' tweets are not new, and are skipped)."""
+        return max(self.scan_rows, 8 * self.candidates_for(rows))
 
     def rank_block(self, commit_block: int, grace_blocks: int) -> int:
         delay = grace_blocks + 1 if self.rank_delay_blocks is None else self.rank_delay_blocks
@@ -67,10 +80,17 @@ class AuditParams:
 class AuditResult:
     """What X said about one miner's sample for one period."""
 
-    checked: int  # found + missing (unanswered look-ups make an audit incomplete)
+    checked: int  # picks answered: found + missing (a tweet picked twice counts twice)
     found: int
     altered: int
     reason: str = ""
+    distinct: int = 0  # distinct tweets behind those picks (0: as many as picks)
+
+    @property
+    def evidence(self) -> int:
+        """How many independent checks the found share rests on, for its noise: repeated
+        picks of one tweet estimate the share without bias but add no information."""
+        return min(self.checked, self.distinct) if self.distinct else self.checked
 
     @property
     def factor(self) -> tuple[int, int]:
@@ -127,29 +147,32 @@ class CandidateSet:
 
 
 def draw(pool: Sequence[CandidateSet], size: int, seed: int) -> tuple[pa.Table | None, int]:
-    """`size` picks without replacement, each choosing a commitment with probability
-    proportional to its new rows, then its next candidate. Returns the picked rows and how
-    many picks fell on a commitment with credit but no candidate to show for it: credit
-    that cannot be checked counts as not found, so padding a commitment until none of
-    its credited rows is ranked (copies, stale rows) cannot shield that credit."""
+    """`size` picks, each choosing a commitment with probability proportional to its new
+    rows, with replacement, then its next candidate (cycling through them when a
+    commitment is picked more often than it has candidates). A commitment's share of the
+    picks is therefore its share of the credit, however few candidates it kept: the share
+    of picks X finds estimates the miner's found share without bias whatever the sizes of
+    its commitments (a small pool of real commitments cannot vouch for one huge invented
+    one). Returns the picked rows (a tweet picked twice appears twice) and how many picks
+    fell on a commitment with credit but no candidate to show for it: credit that cannot
+    be checked counts as not found, so padding a commitment until none of its credited rows
+    is ranked (copies, stale rows) cannot shield that credit."""
     pool = sorted(pool, key=lambda c: (c.block, c.part))
-    # Each candidate is a slot; a commitment with credit and no candidate has one slot,
-    # which can only say "unverifiable".
-    slots = [c.rows.num_rows if c.rows is not None and c.rows.num_rows else 1 for c in pool]
+    weights = [max(0, c.new) for c in pool]
+    if not any(weights):
+        return None, 0
+    cumulative = list(itertools.accumulate(weights))
     taken = [0] * len(pool)
     rng = random.Random(seed)
     picks: list[pa.Table] = []
     unverifiable = 0
     for _ in range(size):
-        weights = [c.new if taken[i] < slots[i] else 0 for i, c in enumerate(pool)]
-        if not any(weights):
-            break
-        i = rng.choices(range(len(pool)), weights=weights)[0]
+        i = rng.choices(range(len(pool)), cum_weights=cumulative)[0]
         rows = pool[i].rows
         if rows is None or rows.num_rows == 0:
             unverifiable += 1
         else:
-            picks.append(rows.slice(taken[i], 1))
+            picks.append(rows.slice(taken[i] % rows.num_rows, 1))
         taken[i] += 1
     return (pa.concat_tables(picks) if picks else None), unverifiable
 

@@ -14,7 +14,7 @@ from d3.validator import audit, index, pipeline, scoring, verifier
 
 def _example() -> str:
     scores = {0: 90_000.0, 1: 85_000.0, 2: 60_000.0, 3: 60_000.0, 4: 10_000.0, 5: 0.0}
-    weights = scoring.exponential_weights(scores, scoring.DECAY, scoring.TIE_TOLERANCE)
+    weights = scoring.exponential_weights(scores, scoring.DECAY, scoring.RANK_STEP)
     rows = ["| uid | score | weight |", "| --- | ---: | ---: |"]
     rows += [f"| {uid} | {int(s):,} | {weights[uid]:.4f} |" for uid, s in scores.items()]
     return "\n".join(rows)
@@ -48,9 +48,9 @@ def _constants() -> str:
         ("`WINDOW_PERIODS`", scoring.WINDOW_PERIODS, "`--scoring.window_periods`"),
         ("`DECAY`", scoring.DECAY, "`--scoring.decay`: weight ratio of adjacent ranks"),
         (
-            "`TIE_TOLERANCE`",
-            scoring.TIE_TOLERANCE,
-            "`--scoring.tie_tolerance`: how much more score it takes to outrank a miner",
+            "`RANK_STEP`",
+            scoring.RANK_STEP,
+            "`--scoring.rank_step`: one rank of score (10 % less score, half the weight)",
         ),
         (
             "`CONFIDENCE_Z`",
@@ -78,7 +78,8 @@ def _constants() -> str:
         ("audit minimum", f"{params.min_per_miner} per miner", "`--verify.audit_min`"),
         (
             "audit candidates",
-            f"{params.candidates_per_commitment} per commitment",
+            f"{params.candidates_per_commitment} per commitment, and one per "
+            f"{params.rows_per_candidate:,} rows",
             "`d3/validator/audit.py`: new rows each commitment keeps for the audit",
         ),
         (
@@ -149,9 +150,9 @@ nobody after. Credit turns into weights like this:
 
 ## Example
 
-With `DECAY = {scoring.DECAY}` and `TIE_TOLERANCE = {scoring.TIE_TOLERANCE}`: 85,000 is within
-10 % of 90,000, so both rank 0; the two at 60,000 have two miners more than 10 % above them
-(rank 2), and 10,000 has four (rank 4):
+With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 0.6 ranks below
+90,000 (90/85 = 1.1^0.6), so it gets 0.67 of the top's weight; 60,000 is 4.3 ranks below
+(a twentieth), and 10,000 is 23 ranks below, next to nothing:
 
 {_example()}
 
@@ -192,7 +193,8 @@ Look-ups on X are scarce (`--verify.daily_budget`, 10,000 a day by default, agai
 of thousands of commitments), so they are spent per miner per period, where credit is
 at stake (`d3/validator/audit.py`):
 
-1. Each accepted commitment keeps `candidates_per_commitment` of its **new**, fresh rows
+1. Each accepted commitment keeps `candidates_per_commitment` of its **new**, fresh rows,
+   and one more per `rows_per_candidate` rows
    (the ones that earn credit; copies of other miners' tweets earn nothing and are never
    audited; invented tweets are always new), ranked by a keyed hash of the tweet ID whose
    key is the hash of the finalized block just after its grace period: it did not exist
@@ -204,7 +206,9 @@ at stake (`d3/validator/audit.py`):
    `min_per_miner` look-ups plus the rest of `lookups_per_period` in proportion to its
    share of the period's credit (never more than `lookups_per_period` in all),
    drawn from its candidates with probability proportional to each commitment's new
-   rows, seeded by that block's hash: every validator asks X about the same tweets. A
+   rows (with replacement: a commitment picked more often than it has candidates shows
+   them again), seeded by that block's hash: every validator asks X about the same
+   tweets. A
    pick that falls on a commitment with credit but no candidate (padded until none of
    its credited rows was ranked) counts as not found.
 3. The period's credit counts only once audited, times `found / checked` (0 if one
@@ -220,29 +224,39 @@ also costs credibility, which multiplies everything. A miner that invents everyt
 credited nothing once its first period is audited. The ranking exists only after the
 upload window closes, so there is nothing to dodge by withholding.
 
-### Why a tolerance and a confidence bound
+### Why ranks are measured in score, and credit at a confidence bound
 
-Expected credit is not what pays: weights come from *ranks*, and rank 0 takes half the
-emission. Among miners whose credit is within the audit's sampling noise of each other
-(equal miners differ by about 1 % at the default budget, from deletions alone), a
-noisier credit estimate is a lottery ticket: a cheater that invents a share of its
-tweets has the same expected credit as its real tweets alone, but a wider spread, and on
-a bare rank curve it won the top rank often enough to earn up to 20 times an equal honest
-miner's weight (`bench/incentive_bench.py`, 256 miners at the default budget). Two rules
-take the ticket away:
+Expected credit is not what pays: weights come from ranks, and on a curve where the top
+rank takes half the emission a rank is worth more than the score behind it. Two things
+follow, and both were measured (`bench/incentive_bench.py`, 256 miners at the default
+budget, and a docs-only attack review):
 
-- **Ties within `TIE_TOLERANCE`.** A miner is outranked only by a score more than
-  `TIE_TOLERANCE` above its own. The noise between equal miners (±3 % over 256 of them)
-  is far inside it, so equal miners share a rank and sampling decides nothing; a miner
-  with more than 10 % more verified credit still outranks the rest.
+- **Counting miners above you is a lottery and a Sybil door.** With rank = the number of
+  miners with a higher score, equal miners (their credit differs by about 1 %, from
+  deletions alone) were ranked by the audit's sampling noise, and a cheater whose credit
+  is noisier (invented tweets: the same expected credit, a wider spread) won the top rank
+  often enough to earn up to 20 times an equal honest miner's weight. And every extra
+  hotkey an operator puts above the others pushes all of them one rank, half their
+  weight, down: the same data split over 7 hotkeys took 78 % of the emission instead of
+  under 1 %.
+- **So the rank is measured in score:** `rank(h)` is how many `RANK_STEP` (10 %) steps
+  `h` is below the best score, fractional. Weight still halves per rank, so the curve is
+  the exponential one and the best miner takes most, but it is continuous (equal scores
+  get equal weights; 1 % of noise moves a weight by about 7 %) and it is a power of the
+  score, `score^7.3`: spreading one's data over k hotkeys earns `k^-6.3` as much, and
+  more miners above you cost nothing by their number.
 - **Credit at a lower confidence bound.** A score counts credit `CONFIDENCE_Z` standard
   errors below its estimate (`noise(h)` above: the binomial error of the sampled found
-  shares). In a field of miners of every size, where ranks are dense, a rank is worth
-  more than its score's mean to whoever has the noisier score; the bound charges that
-  noise up front. An honest miner's bound is close to its credit (its sampled found share
-  varies only through deletions, and its audits grow with its credit); inventing a share
-  f of one's tweets widens the spread and lowers the bound by more than a lucky draw can
-  win back.
+  shares). The curve's convexity makes a noisier score worth about `23 σ²` more; the
+  bound costs it about `15 (σ − σ_honest)`, which is larger for any spread an audit
+  leaves. An honest miner's bound is close to its credit (its found share varies only
+  through deletions, and its look-ups grow with its credit); inventing a share f of one's
+  tweets widens the spread and lowers the bound by more than a lucky draw can win back.
+- **Samples are proportional to credit, whatever the commitments' sizes.** Each pick
+  chooses a commitment in proportion to its new rows (with replacement), and a commitment
+  keeps one candidate per `rows_per_candidate` rows (at least `candidates_per_commitment`),
+  so one huge commitment of invented tweets next to many small real ones gets its share
+  of the picks, not four.
 
 Measured with the project's own code at the default budget and 256 miners
 (`bench/incentive_bench.py`; the table and commands are in `bench/README.md`), a cheater's

@@ -23,9 +23,9 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from d3 import __version__
-from d3.chain.interface import Chain, HistoryUnavailable
+from d3.chain.interface import Chain, ChainUnreachable, HistoryUnavailable, SubnetNotFound
 from d3.chain.sdk import DEV_PREFIX, open_chain
-from d3.config import NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
 from d3.redis_url import connect_redis, validate_redis_url
 from d3.shards import ShardLimits
@@ -39,7 +39,7 @@ from d3.validator.scoring import (
     DECAY,
     FRESH_PERIODS,
     PERIOD_BLOCKS,
-    TIE_TOLERANCE,
+    RANK_STEP,
     WINDOW_PERIODS,
     ScoringParams,
 )
@@ -90,7 +90,9 @@ class VerifySection(Section):
         AuditParams.min_per_miner, gt=0, description="fewest look-ups per miner per period"
     )
     x_bearer_token: SecretStr = Field(SecretStr(""), description="X API v2 bearer token")
-    x_api_base_url: str | None = Field(None, description="X API host (local X server in dev)")
+    x_api_base_url: str | None = Field(
+        None, description="X API host (the local X server)", json_schema_extra=DEV_FLAG
+    )
     lookup_kind: Literal["x_api", "twscrape", "apify"] = Field(
         "x_api", description="where look-ups go: X API v2, a twscrape account pool, or Apify"
     )
@@ -100,6 +102,7 @@ class VerifySection(Section):
         False,
         description="run with no X look-ups: credit on structural checks alone, which "
         "invented tweets pass (tests and local networks only)",
+        json_schema_extra=DEV_FLAG,
     )
 
 
@@ -122,8 +125,11 @@ class ScoringSection(Section):
     fresh_periods: int = Field(
         FRESH_PERIODS, ge=0, description="periods a tweet may be older than its commitment's"
     )
-    tie_tolerance: float = Field(
-        TIE_TOLERANCE, ge=0, lt=1, description="how much more score outranks a miner"
+    rank_step: float = Field(
+        RANK_STEP,
+        gt=0,
+        le=1,
+        description="one rank of score: 0.1 means 10 percent less score, half the weight",
     )
     confidence_z: float = Field(
         CONFIDENCE_Z, ge=0, description="standard errors of audit noise a score gives up"
@@ -149,7 +155,7 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
         config.scoring.window_periods,
         config.scoring.decay,
         config.scoring.fresh_periods,
-        config.scoring.tie_tolerance,
+        config.scoring.rank_step,
         config.scoring.confidence_z,
     )
     lookup = None
@@ -276,7 +282,7 @@ class Validator:
                     continue  # replaying history: the next batch starts now
             except FatalError:
                 raise
-            except HistoryUnavailable as error:
+            except (HistoryUnavailable, SubnetNotFound) as error:
                 raise FatalError(str(error)) from None
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 self._redis_outage(error)
@@ -335,6 +341,12 @@ async def amain(config: ValidatorConfig) -> int:
             skew = await chain.runtime_skew(weights=True)
             if skew is not None:
                 raise FatalError(skew)
+            graph = await chain.metagraph()  # no such subnet: stop here, not every round
+            if graph.uid_of(chain.hotkey) is None:
+                raise FatalError(
+                    f"validator hotkey {chain.hotkey} is not registered on netuid "
+                    f"{config.netuid}: register it first (btcli subnets register)"
+                )
             logger.info(
                 "validator {} on netuid {} ({}), redis {}",
                 chain.hotkey,
@@ -349,7 +361,7 @@ async def amain(config: ValidatorConfig) -> int:
             await validator.run()
             logger.info("validator stopped")
             return 0
-    except FatalError as error:
+    except (FatalError, ChainUnreachable, SubnetNotFound) as error:
         logger.error("fatal: {}", error)
         return 1
     finally:
@@ -362,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "validator.py",
         "D3 validator: verify miners' datasets, deduplicate in Redis, set weights.",
         argv,
+        role="validator",
     )
     setup_logging(config.logging, "validator")
     return asyncio.run(amain(config))

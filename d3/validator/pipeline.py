@@ -261,7 +261,7 @@ class ManifestPipeline:
         if total > self.limits.max_rows:
             raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
         now = self.now()
-        scan = self.audit.scan_rows if self.audit is not None else 0
+        scan = self.audit.scan_for(total) if self.audit is not None else 0
         shard_ids: list[tuple[str, pa.Array]] = []
         ranked: list[pa.Table] = []
         kept: list[Manifest] = []

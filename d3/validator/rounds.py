@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from loguru import logger
 
 from d3.chain.interface import Chain, ChainVerdict, CommitmentRecord, MetagraphSnapshot
@@ -263,7 +264,7 @@ class RoundRunner:
         if self.audit is None or ranked is None or ranked.num_rows == 0:
             return None
         ids = ranked["id"].to_pylist()
-        want = self.audit.candidates_per_commitment
+        want = self.audit.candidates_for(outcome.rows)
         keep: list[int] = []
         taken: set[int] = set()
         chunk = max(32, 2 * want)  # most rows are new: one chunk usually does
@@ -315,15 +316,16 @@ class RoundRunner:
             checked = found = altered = 0
             reason = ""
             if sample is not None:
-                if self.budget is not None and not self.budget.spend(sample.num_rows, time.time()):
-                    log.info("audit waits for look-up budget ({} needed)", sample.num_rows)
+                distinct = pc.count_distinct(sample["id"]).as_py()  # a repeat is one look-up
+                if self.budget is not None and not self.budget.spend(distinct, time.time()):
+                    log.info("audit waits for look-up budget ({} needed)", distinct)
                     waiting = True
                     continue
                 answer = await check_sample(sample, self.lookup)
                 if answer.unanswered:  # no signal (an outage): ask again next round. Only
                     # this miner waits: a tweet X never answers for stalls its own credit.
                     if self.budget is not None:
-                        self.budget.refund(sample.num_rows)
+                        self.budget.refund(distinct)
                     log.info("audit waits: X gave no answer for {} tweets", answer.unanswered)
                     waiting = True
                     continue
@@ -334,7 +336,11 @@ class RoundRunner:
             if unverifiable:
                 note = f"{unverifiable} picks fell on credit with no row to check"
                 reason = f"{reason}; {note}" if reason else note
-            result = AuditResult(checked + unverifiable, found, altered, reason)
+            distinct = 0 if sample is None else pc.count_distinct(sample["id"]).as_py()
+            # Picks with no row to check are each their own (missing) evidence.
+            result = AuditResult(
+                checked + unverifiable, found, altered, reason, distinct + unverifiable
+            )
             failed = (
                 bool(result.altered)
                 or result.checked == 0
@@ -369,12 +375,11 @@ class RoundRunner:
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
-        factors = None
+        factors = evidence = None
         if self.audit is not None:
-            factors = {
-                hotkey: {period: result.factor for period, result in per.items()}
-                for hotkey, per in (await self.state.audits()).items()
-            }
+            audits = await self.state.audits()
+            factors = {h: {p: r.factor for p, r in per.items()} for h, per in audits.items()}
+            evidence = {h: {p: r.evidence for p, r in per.items()} for h, per in audits.items()}
         return score_miners(
             neurons,
             await self.index.credits(),
@@ -382,6 +387,7 @@ class RoundRunner:
             graph.block,
             self.scoring,
             factors,
+            evidence,
         )
 
     async def set_weights(self, scores: Iterable[MinerScore], version_key: int) -> ChainVerdict:

@@ -7,15 +7,18 @@
                  the share of h's sampled tweets X found (0 if one was altered); a
                  period counts only once audited; credit belongs to a hotkey, so a
                  replaced uid's successor starts at zero
-    noise(h)   = √(Σ over the same periods of credit(h, p)² × found × missing / checked³):
-                 the standard error of unique(h) that sampling X leaves, so a score is
+    noise(h)   = √(Σ over the same periods of credit(h, p)² × share × (1 − share) / n),
+                 share = found / checked, n = the distinct tweets checked (a tweet picked
+                 twice is one check): the standard error of unique(h) that sampling X
+                 leaves, so a score is
                  credit at a lower confidence bound; a miner that adds noise (a share of
                  invented tweets) loses more than it can win from a lucky draw
-    rank(h)    = the number of miners whose score exceeds score(h) × (1 + TIE_TOLERANCE):
-                 miners within the tolerance of each other share a rank, so the audit's
-                 sampling noise (about 1 % of credit) cannot decide who is on top; equal
-                 scores share the better rank and the next skips past them (0, 0, 2)
-    weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise
+    rank(h)    = log(top score / score(h)) / log(1 + RANK_STEP): how many RANK_STEP
+                 steps (10 %) h's score is below the best one; fractional, 0 at the top
+    weight(h)  = DECAY^rank(h) / Σ DECAY^rank, for score > 0; 0 otherwise: a miner
+                 with 10 % less score than another gets half its weight, equal scores get
+                 equal weights, and since DECAY^rank = (score / top)^(log 2 / log 1.1), about
+                 score^7.3, one hotkey's data split over k hotkeys earns k^-6.3 as much
 
     credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
                  over h's verdicts in the window, in block order, from
@@ -33,7 +36,6 @@ is generated from these constants and checked against them by a test.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,10 +46,11 @@ FRESH_PERIODS = 2
 DECAY = 0.5
 CREDIBILITY_ALPHA = 0.2
 INITIAL_CREDIBILITY = 1.0
-# Far above the spread that sampling noise gives equal miners at the default audit budget
-# (±3 % over 256 miners, bench/incentive_bench.py), so noise never ranks them; a miner
-# needs more than 10 % more verified credit than another to outrank it.
-TIE_TOLERANCE = 0.10
+# One rank is this much score: weight halves (DECAY) for each 10 % less verified credit.
+# Ranks are measured in score, not counted in miners: counting miners lets one operator
+# push everyone else down a rank per extra hotkey, and turns the audit's sampling noise
+# between equal miners into a lottery for the top rank.
+RANK_STEP = 0.10
 # Scores count credit CONFIDENCE_Z standard errors below its estimate: on a rank curve a
 # noisier estimate is worth more than its mean (a lottery ticket), and this is its price.
 CONFIDENCE_Z = 2.0
@@ -59,7 +62,7 @@ class ScoringParams:
     window_periods: int = WINDOW_PERIODS
     decay: float = DECAY
     fresh_periods: int = FRESH_PERIODS
-    tie_tolerance: float = TIE_TOLERANCE
+    rank_step: float = RANK_STEP
     confidence_z: float = CONFIDENCE_Z
 
     def __post_init__(self) -> None:
@@ -69,8 +72,8 @@ class ScoringParams:
             raise ValueError("period_blocks and window_periods must be positive")
         if self.fresh_periods < 0:
             raise ValueError("fresh_periods cannot be negative")
-        if not 0 <= self.tie_tolerance < 1:
-            raise ValueError(f"tie_tolerance must be in [0, 1), got {self.tie_tolerance}")
+        if not 0 < self.rank_step <= 1:
+            raise ValueError(f"rank_step must be in (0, 1], got {self.rank_step}")
         if self.confidence_z < 0:
             raise ValueError(f"confidence_z cannot be negative, got {self.confidence_z}")
 
@@ -145,11 +148,12 @@ def windowed_noise(
     registered_block: int,
     params: ScoringParams,
     factors: Mapping[int, tuple[int, int]] | None = None,
+    evidence: Mapping[int, int] | None = None,
 ) -> float:
     """The standard error of `windowed_unique`: each audited period's credit is its count
-    times a sampled found share, whose binomial variance is found × missing / checked³
-    per unit of count². Zero without audits. Summed in period order, so every validator
-    gets the same float."""
+    times a sampled found share, whose binomial variance is share × (1 − share) / n per
+    unit of count², n the distinct tweets checked (`evidence`; the picks when absent).
+    Zero without audits. Summed in period order, so every validator gets the same float."""
     if factors is None:
         return 0.0
     newest = params.period_of(current_block)
@@ -158,7 +162,8 @@ def windowed_noise(
     for period in sorted(per_period):
         if oldest <= period <= newest and period in factors:
             found, checked = factors[period]
-            variance += per_period[period] ** 2 * found * (checked - found) / checked**3
+            n = min(checked, (evidence or {}).get(period, checked)) or checked
+            variance += per_period[period] ** 2 * found * (checked - found) / (checked**2 * n)
     return math.sqrt(variance)
 
 
@@ -168,25 +173,24 @@ def miner_score(unique: int, noise: float, credibility: float, params: ScoringPa
 
 
 def exponential_weights(
-    scores: Mapping[int, float], decay: float, tolerance: float = 0.0
+    scores: Mapping[int, float], decay: float, rank_step: float = RANK_STEP
 ) -> dict[int, float]:
     """uid -> weight on the exponential curve; zero scores get zero; sums to 1 (or empty).
 
-    A miner's rank is the number of miners whose score is more than `tolerance` above its
-    own. Without a tolerance, near-equal miners would be ranked by sampling noise, and on
-    a curve where rank 0 takes half the emission that noise is a lottery whose ticket
-    is variance: inventing a share of one's tweets, which adds noise but no expected
-    credit, would buy it (docs/incentive-mechanism.md, "Why a tolerance")."""
-    ascending = sorted(s for s in scores.values() if s > 0)
-    raw = {}
-    for uid, score in scores.items():
-        if score > 0:
-            above = len(ascending) - bisect.bisect_right(ascending, score * (1 + tolerance))
-            raw[uid] = decay**above
-        else:
-            raw[uid] = 0.0
-    total = sum(raw.values())
-    return {uid: (w / total if total else 0.0) for uid, w in raw.items()}
+    The rank is measured in steps of score below the best, so it is continuous: two
+    near-equal miners get near-equal weights whatever the audit's sampling noise does, a
+    noisier credit (a share of invented tweets) buys almost nothing (the curve's convexity
+    is worth about 23 σ², the confidence bound costs about 15 σ), and no operator gains by
+    spreading its data over more hotkeys (docs/incentive-mechanism.md, "Why ranks are
+    measured in score")."""
+    positive = [s for s in scores.values() if s > 0]
+    if not positive:
+        return dict.fromkeys(scores, 0.0)
+    top = max(positive)
+    exponent = math.log(1 / decay) / math.log(1 + rank_step)  # DECAY^rank = (s/top)^exponent
+    raw = {uid: (s / top) ** exponent if s > 0 else 0.0 for uid, s in scores.items()}
+    total = sum(raw[uid] for uid in sorted(raw))  # a fixed order: the same float everywhere
+    return {uid: w / total for uid, w in raw.items()}
 
 
 def score_miners(
@@ -196,6 +200,7 @@ def score_miners(
     current_block: int,
     params: ScoringParams,
     factors: Mapping[str, Mapping[int, tuple[int, int]]] | None = None,
+    evidence: Mapping[str, Mapping[int, int]] | None = None,
 ) -> list[MinerScore]:
     """Scores for the registered neurons `(uid, hotkey, registered_block)`, by uid.
 
@@ -208,8 +213,9 @@ def score_miners(
         mine = None if factors is None else factors.get(hotkey, {})
         own = credits.get(hotkey, {})
         unique = windowed_unique(own, current_block, registered, params, mine)
-        noise = windowed_noise(own, current_block, registered, params, mine)
+        seen = None if evidence is None else evidence.get(hotkey, {})
+        noise = windowed_noise(own, current_block, registered, params, mine, seen)
         cred = credibility.get(hotkey, INITIAL_CREDIBILITY)
         rows.append((uid, hotkey, unique, noise, cred, miner_score(unique, noise, cred, params)))
-    weights = exponential_weights({r[0]: r[5] for r in rows}, params.decay, params.tie_tolerance)
+    weights = exponential_weights({r[0]: r[5] for r in rows}, params.decay, params.rank_step)
     return [MinerScore(*row, weights[row[0]]) for row in sorted(rows)]

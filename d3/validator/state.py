@@ -224,6 +224,7 @@ class ValidatorState:
             {
                 "checked": result.checked,
                 "found": result.found,
+                "distinct": result.distinct,
                 "altered": result.altered,
                 "reason": result.reason,
             }
@@ -245,7 +246,11 @@ class ValidatorState:
             for period, raw in ledger.items():
                 doc = json.loads(raw)
                 out.setdefault(hotkey, {})[int(period)] = AuditResult(
-                    doc["checked"], doc["found"], doc["altered"], doc["reason"]
+                    doc["checked"],
+                    doc["found"],
+                    doc["altered"],
+                    doc["reason"],
+                    doc.get("distinct", 0),
                 )
         return out
 

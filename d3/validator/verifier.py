@@ -140,10 +140,12 @@ def sample_rows(table: pa.Table, size: int, seed: int) -> pa.Table:
 # manifest), or *staleness* when time or a scraper's gaps explain it (accepted, counted).
 # The table of which is which is in docs/protocol.md, "What a look-up compares".
 
-# Counts grow after a scrape and shrink a little (unlikes, purged bots, deleted retweets):
-# a miner's count may exceed X's current one by this much, and no more.
-COUNT_SLACK = 5
-COUNT_SLACK_PERCENT = 10
+# Counts grow after a scrape and shrink (unlikes, purged bots, deleted retweets, and a
+# griefer's sock puppets withdrawing the likes they gave a tweet other miners scraped):
+# a miner's count may exceed X's current one by this much. Only gross inflation (more than
+# double, and 50 more) is fraud, so shrinking counts cannot be turned against a miner.
+COUNT_SLACK = 50
+COUNT_SLACK_PERCENT = 100
 COUNT_FIELDS = ("like_count", "retweet_count", "reply_count", "quote_count", "view_count")
 REFERENCE_FIELDS = ("conversation_id", "in_reply_to_id", "quoted_id", "retweeted_id")
 # Handles change, rarely: a rewrite is when more than this share of the sampled authors
@@ -252,15 +254,15 @@ def compare_reference(name: str, mine: int | None, theirs: int | None) -> Differ
 
 
 def count_slack(theirs: int) -> int:
-    """How far above X's current count a miner's may be: max(5, 10 %), in integers (a
+    """How far above X's current count a miner's may be: max(50, 100 %), in integers (a
     float would round counts near the int64 limit)."""
     return max(COUNT_SLACK, theirs * COUNT_SLACK_PERCENT // 100)
 
 
 def compare_count(name: str, mine: int | None, theirs: int | None) -> Difference | None:
-    """Counts grow after a scrape and shrink only a little, so a miner's reading is lower
-    than X's now (staleness) or at most the slack above it; beyond that it was inflated
-    (fraud). A count the miner left out is staleness too: it claims nothing."""
+    """Counts grow after a scrape and can shrink, so a miner's reading is lower than X's
+    now (staleness) or at most the slack above it; beyond that it was inflated (fraud). A
+    count the miner left out is staleness too: it claims nothing."""
     if theirs is None or mine == theirs:
         return None  # X did not report it (old tweets have no views): nothing to hold it to
     if mine is None:
@@ -368,8 +370,8 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
     A fraud difference in any field marks the tweet altered; staleness is counted per
     field and logged, and renamed handles are collected per author for the share rule.
     """
-    rows = sample.to_pylist()
-    answer = await lookup([r["id"] for r in rows])
+    rows = sample.to_pylist()  # a tweet the draw picked twice is counted twice
+    answer = await lookup(list(dict.fromkeys(r["id"] for r in rows)))
     altered: list[int] = []
     missing: list[int] = []
     reasons: dict[int, str] = {}
@@ -400,11 +402,12 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
             "sample: accepted (stale) differences from X: {}",
             ", ".join(f"{name} in {n} tweets" for name, n in sorted(stale.items())),
         )
+    answered = sum(1 for r in rows if r["id"] in answer.found) + len(missing)
     return SampleVerdict(
-        checked=len(answer.found) + len(missing),
+        checked=answered,
         altered=altered,
         missing=missing,
-        unanswered=len(rows) - len(answer.found) - len(missing),
+        unanswered=len(rows) - answered,
         reasons=reasons,
         stale=stale,
         renamed=renamed,

@@ -80,5 +80,5 @@ def test_inventing_a_share_buys_no_weight(share: float):
 
 def test_without_the_tolerance_and_the_bound_the_lottery_pays():
     """The same windows on a bare rank curve: the attack works, so the test above can fail."""
-    bare = ScoringParams(period_blocks=100, window_periods=3, tie_tolerance=0, confidence_z=0)
+    bare = ScoringParams(period_blocks=100, window_periods=3, rank_step=0.001, confidence_z=0)
     assert _ratio(0.05, bare) > 1.5

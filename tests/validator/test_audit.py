@@ -82,10 +82,36 @@ def test_credit_with_no_row_to_check_counts_as_not_found():
     rows) leaves credit with no candidate: picks that land on it cannot vouch for it."""
     ids = pa.table({"id": pa.array(range(1, 11), pa.int64())})
     pool = [CandidateSet(5, 100, ids), CandidateSet(6, 900, None)]
-    sample, unverifiable = draw(pool, 10, seed=7)
-    assert sample is not None and sample.num_rows + unverifiable <= 10
-    assert unverifiable == 1  # the candidate-less commitment has one slot, "unverifiable"
-    assert draw([CandidateSet(5, 100, None)], 8, seed=1) == (None, 1)
+    shares = []
+    for seed in range(200):
+        sample, unverifiable = draw(pool, 10, seed=seed)
+        assert (0 if sample is None else sample.num_rows) + unverifiable == 10
+        shares.append(unverifiable / 10)
+    assert 0.85 < sum(shares) / len(shares) < 0.95  # the credit with nothing to show: 90 %
+    assert draw([CandidateSet(5, 100, None)], 8, seed=1) == (None, 8)
+
+
+def test_one_huge_invented_commitment_cannot_hide_behind_many_real_ones():
+    """144 real commitments of 1,000 tweets and one of 2,000,000 invented ones: picks fall
+    on each commitment in proportion to its credit, whatever few candidates it kept, so
+    the found share is the invented commitment's share of the credit, not 4 tweets in
+    300 (which credited 2,080,000 tweets before)."""
+    params = AuditParams()
+    real = [
+        CandidateSet(i, 1000, pa.table({"id": pa.array([2 * (i * 100 + k) for k in range(4)])}))
+        for i in range(144)
+    ]  # even IDs: X finds them
+    huge = 2_000_000
+    n = params.candidates_for(huge)
+    invented = CandidateSet(999, huge, pa.table({"id": pa.array([2 * k + 1 for k in range(n)])}))
+    credit = 144 * 1000 + huge
+    credited = []
+    for seed in range(50):
+        sample, unverifiable = draw([*real, invented], 300, seed=seed)
+        found = sum(1 for i in sample["id"].to_pylist() if i % 2 == 0)
+        credited.append(credit * found // (sample.num_rows + unverifiable))
+    assert n == 2000
+    assert sum(credited) / len(credited) < 1.1 * 144 * 1000  # its real tweets, and no more
 
 
 def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):

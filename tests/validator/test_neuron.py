@@ -163,7 +163,8 @@ def test_redis_unreachable_too_long_exits_non_zero(net):
 
 def test_bad_flag_is_one_line_and_status_2():
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "neurons", "validator.py"), "--redis.url", "http://x"],
+        [sys.executable, os.path.join(ROOT, "neurons", "validator.py"), "--netuid", "1",
+         "--redis.url", "http://x"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2

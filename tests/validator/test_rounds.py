@@ -78,8 +78,10 @@ def test_first_committer_wins_and_weights_follow_the_curve(net, redis_url):
     by_name = {s.uid: s for s in scores}
     assert [by_name[u].unique for u in (1, 2, 3)] == [3000, 500, 200]
     assert verdict.ok, verdict.message
-    # Ranks 0, 1, 2 on a 0.5 curve: 4/7, 2/7, 1/7 (the chain stores u16-quantised values).
-    assert matrix[0] == pytest.approx({1: 4 / 7, 2: 2 / 7, 3: 1 / 7}, abs=1e-3)
+    # 3000 against 500 and 200 is 19 and 28 ranks (10 % steps): the chain keeps the
+    # u16-quantised weights the validator computed, which round the others to nothing.
+    assert matrix[0] == pytest.approx({1: 1.0}, abs=1e-3)
+    assert by_name[1].weight > 0.99 and by_name[2].weight > by_name[3].weight > 0
 
 
 def test_copied_data_committed_later_earns_nothing(net, redis_url):
@@ -184,7 +186,8 @@ def test_bad_manifests_are_rejected_and_honest_miners_still_scored(net, redis_ur
     assert by_uid[uid["honest"]].unique == 500 and by_uid[uid["good"]].unique == 300
     # Invented and altered tweets pass every structural check: the audit catches them.
     fabricated = audits[net.wallet("fabricator").hotkey.ss58_address]
-    assert [(a.found, a.checked) for a in fabricated.values()] == [(0, 20)]
+    [fabricated_audit] = fabricated.values()
+    assert fabricated_audit.found == 0 and fabricated_audit.checked >= 20  # its allotment
     [altered] = audits[net.wallet("alterer").hotkey.ss58_address].values()
     assert altered.altered > 0 and "differs from X" in altered.reason
     for name in ("fabricator", "alterer"):
