@@ -260,11 +260,10 @@ budget, and a docs-only attack review):
 
 Measured with the project's own code at the default budget and 256 miners
 (`bench/incentive_bench.py`; the table and commands are in `bench/README.md`), a cheater's
-weight relative to an equal honest miner is 0.995 at f = 1 % (even, within noise), 0.92
-at 5 %, 0.73 at 10 %, 0.30 at 20 %, and 0 from 50 % on; in fields of unequal volumes
-(tenfold and hundredfold spreads) it stays within noise of 1.0 at 1 % and below it from
-5 %. Equal honest miners get equal weights (their spread was 1.8 times the mean weight on
-a bare rank curve, and is now 0.01).
+weight relative to an equal honest miner is 0.97 at f = 1 %, 0.87 at 5 %, 0.74 at 10 %,
+0.38 at 20 %, and 0 from 50 % on; in a field whose volumes differ tenfold it is 0.98,
+0.89, 0.82, 0.36 and 0. Equal honest miners get near-equal weights (their spread is 0.05
+of the mean weight; it was 1.8 times the mean on a curve that counted miners).
 
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
 missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share
