@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -443,13 +444,21 @@ class LocalXServer:
         span: timedelta = timedelta(days=3),
         full_archive: bool = True,
         corpus: Corpus | None = None,
+        journal: str | Path | None = None,
     ) -> None:
         """`end` defaults to the current hour, so /recent searches with real times work;
         pass it (or `corpus`) for a corpus identical across runs. `full_archive=False`
-        answers /search/all with 403, like an app without full-archive access."""
+        answers /search/all with 403, like an app without full-archive access. With a
+        `journal`, every `publish` is appended to it and replayed at the next start, so a
+        restarted server (pm2) still has every tweet it ever served (with the same `end`)."""
         if end is None:
             end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         self.corpus = corpus or Corpus.generate(size, seed=seed, end=end, span=span)
+        self._journal = Path(journal) if journal is not None else None
+        if self._journal is not None and self._journal.exists():
+            for line in self._journal.read_text().splitlines():
+                count, at_ms = (int(part) for part in line.split())
+                self.corpus.mint(count, at_ms=at_ms)
         self.token = token
         self.full_archive = full_archive
         self._address = (host, port)
@@ -522,8 +531,13 @@ class LocalXServer:
 
     def publish(self, count: int, at: datetime | None = None) -> list[int]:
         """Mint `count` new tweets (default: now) and return their IDs."""
+        at_ms = int((at or datetime.now(UTC)).timestamp() * 1000)
         with self._lock:
-            return [int(t["id"]) for t in self.corpus.mint(count, at)]
+            minted = [int(t["id"]) for t in self.corpus.mint(count, at_ms=at_ms)]
+            if self._journal is not None:
+                with self._journal.open("a") as handle:
+                    handle.write(f"{count} {at_ms}\n")
+            return minted
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -671,10 +685,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--live-rate", type=float, default=0.0, help="new tweets per second while running"
     )
+    parser.add_argument(
+        "--journal", default=None, help="file that keeps minted tweets across restarts"
+    )
     args = parser.parse_args(argv)
     end = args.end.replace(tzinfo=args.end.tzinfo or UTC) if args.end else None
     server = LocalXServer(
-        seed=args.seed, size=args.size, token=args.token, host=args.host, port=args.port, end=end
+        seed=args.seed,
+        size=args.size,
+        token=args.token,
+        host=args.host,
+        port=args.port,
+        end=end,
+        journal=args.journal,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # pm2 and CI stop with SIGTERM

@@ -132,10 +132,12 @@ class Corpus:
         corpus._add_all(times)
         return corpus
 
-    def mint(self, count: int, at: datetime | None = None) -> list[Json]:
-        """`count` new tweets in the second up to `at` (default now), all newer than every
-        existing tweet and none from the future."""
-        at_ms = int((at or datetime.now(UTC)).timestamp() * 1000)
+    def mint(self, count: int, at: datetime | None = None, at_ms: int | None = None) -> list[Json]:
+        """`count` new tweets in the second up to `at` (or `at_ms`; default now), all newer
+        than every existing tweet and none from the future. The same calls on the same
+        corpus mint the same tweets (a journal of them restores a corpus)."""
+        if at_ms is None:
+            at_ms = int((at or datetime.now(UTC)).timestamp() * 1000)
         low = max(at_ms - 1000, id_to_ms(self.ids[-1]) if self.ids else 0)
         high = max(at_ms, low)
         return self._add_all(sorted(self._rng.randint(low, high) for _ in range(count)))

@@ -49,6 +49,10 @@ class AuditParams:
     rows_per_candidate: int = 1_000  # and one more per this many rows: big ones keep more
     scan_rows: int = 256  # the fewest rows ranked per commitment to find them among
     delay_blocks: int = 1  # the seed block: this many blocks after the grace period
+    # A look-up X stays silent about (an outage) is retried; after this many blocks past
+    # the seed block it counts as not found, so one silent tweet cannot hold credit, or
+    # every validator's weights, back forever.
+    max_wait_blocks: int = 7_200
     # The key that ranks a commitment's rows comes from the block this many blocks after
     # the commit; None (production) means just after its grace period, when the miner can
     # no longer upload or withhold anything: it cannot see the key before it decides.

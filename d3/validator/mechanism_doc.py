@@ -215,7 +215,10 @@ at stake (`d3/validator/audit.py`):
    sampled tweet was altered). A missing share above `MAX_MISSING_SHARE`, or an
    alteration, also counts against credibility, once per audited commitment. When X
    gives no answer, or the look-up budget is spent, that miner's audit waits (and
-   its credit with it); nobody else's does.
+   its credit with it), and the validator sets no weights until it is done, so no
+   weights are ever computed from a half-audited period. A tweet X stays silent about
+   for `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}) blocks after the seed
+   block counts as not found: one silent tweet cannot hold anything back forever.
 
 Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
 share of one's credit (so it cannot raise the expected credit above the real tweets'),

@@ -46,6 +46,7 @@ class RoundReport:
     read: int = 0  # commitments read from chain history this round
     audited: int = 0  # miners' periods audited this round
     caught_up: bool = True  # False: the round's time ran out with commitments still queued
+    audits_waiting: int = 0  # miners whose audit of a closed period waits (X, budget)
 
 
 class RoundRunner:
@@ -297,9 +298,12 @@ class RoundRunner:
                 return
             # Each period and each miner stands alone: one that must wait (look-ups spent,
             # X down) holds up nobody else.
-            await self._audit_period(period, block_hash, report)
+            overdue = final > seed_block + self.audit.max_wait_blocks
+            await self._audit_period(period, block_hash, report, overdue)
 
-    async def _audit_period(self, period: int, block_hash: str, report: RoundReport) -> None:
+    async def _audit_period(
+        self, period: int, block_hash: str, report: RoundReport, overdue: bool = False
+    ) -> None:
         """Audit every miner with credit in `period` that is not audited yet. A miner that
         must wait (look-ups spent, X down) waits alone; the period closes when none is
         left."""
@@ -320,16 +324,26 @@ class RoundRunner:
                 if self.budget is not None and not self.budget.spend(distinct, time.time()):
                     log.info("audit waits for look-up budget ({} needed)", distinct)
                     waiting = True
+                    report.audits_waiting += 1
                     continue
                 answer = await check_sample(sample, self.lookup)
-                if answer.unanswered:  # no signal (an outage): ask again next round. Only
-                    # this miner waits: a tweet X never answers for stalls its own credit.
+                if answer.unanswered and not overdue:  # no signal (an outage): ask again
+                    # next round; weights wait meanwhile, so no validator scores a period
+                    # half audited.
                     if self.budget is not None:
                         self.budget.refund(distinct)
                     log.info("audit waits: X gave no answer for {} tweets", answer.unanswered)
                     waiting = True
+                    report.audits_waiting += 1
                     continue
-                checked = answer.checked
+                if answer.unanswered:  # silent for `max_wait_blocks`: the tweets are not
+                    # there for anyone to check, which is what "not found" means
+                    log.warning(
+                        "X gave no answer for {} tweets for {} blocks: counted as not found",
+                        answer.unanswered,
+                        self.audit.max_wait_blocks,
+                    )
+                checked = answer.checked + answer.unanswered  # silent ones: not found
                 found = answer.checked - len(answer.missing)
                 altered = len(answer.altered)
                 reason = answer.rejected or ""

@@ -354,3 +354,19 @@ def test_query_language(query: str, matches: set[str]) -> None:
 def test_query_language_errors(query: str) -> None:
     with pytest.raises(QueryError):
         compile_query(query)
+
+
+def test_a_restarted_server_still_has_every_tweet_it_served(tmp_path):
+    """A pm2 local network restarts its X server: with the same seed, end and journal it
+    serves the same corpus, minted tweets included, so honest miners' tweets still exist."""
+    end = datetime(2026, 6, 1, tzinfo=UTC)
+    journal = tmp_path / "x-journal"
+    first = LocalXServer(seed=4, size=200, end=end, journal=journal)
+    minted = first.publish(5) + first.publish(3)
+    before = {t["id"]: t for t in first.corpus.tweets}
+    again = LocalXServer(seed=4, size=200, end=end, journal=journal)
+    after = {t["id"]: t for t in again.corpus.tweets}
+    assert after == before and {int(k) for k in after} >= set(minted)
+    assert len(after) == 208
+    fresh = LocalXServer(seed=4, size=200, end=end)  # no journal: the minted ones are gone
+    assert len(fresh.corpus.tweets) == 200

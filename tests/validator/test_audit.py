@@ -3,6 +3,8 @@ dev chain, with X as a table of the real tweets."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import bittensor as bt
 import pyarrow as pa
 
@@ -11,7 +13,7 @@ from d3.validator.audit import AuditParams, CandidateSet, allot, draw
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.scoring import INITIAL_CREDIBILITY
 
-from .conftest import NETUID, audit_now, make_runner, registered, run
+from .conftest import NETUID, TEST_AUDIT, audit_now, make_runner, registered, run
 from .helpers import TruthLookup, write_dataset
 
 
@@ -133,7 +135,8 @@ def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
                 )
                 assert (await chains[name].commit(published.commitment)).ok
             lookup = SilentOnSome(honest_table, staller_table)
-            runner = make_runner(chains["validator"], redis_url, lookup)
+            audit = dataclasses.replace(TEST_AUDIT, max_wait_blocks=100)
+            runner = make_runner(chains["validator"], redis_url, lookup, audit=audit)
             net.dev.advance(1)
             await runner.process(await chains["validator"].metagraph())
             first = await audit_now(runner, net.dev)
@@ -141,13 +144,24 @@ def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
             scores = {
                 s.hotkey: s for s in await runner.scores(await chains["validator"].metagraph())
             }
-            return first, again, scores, await runner.state.audit_periods(), chains
+            open_periods = await runner.state.audit_periods()
+            # X stays silent past `max_wait_blocks`: the silent tweets count as not found.
+            net.dev.advance(runner.audit.max_wait_blocks + 1)
+            late = await runner.process(await chains["validator"].metagraph())
+            final = {
+                s.hotkey: s for s in await runner.scores(await chains["validator"].metagraph())
+            }
+            return first, again, scores, open_periods, late, final, chains
 
-    first, again, scores, open_periods, chains = run(body())
+    first, again, scores, open_periods, late, final, chains = run(body())
     assert first.audited == 1 and again.audited == 0  # the honest miner, once
+    assert first.audits_waiting == again.audits_waiting == 1  # so weights wait meanwhile
     assert scores[chains["honest"].hotkey].unique == 40
     assert scores[chains["staller"].hotkey].unique == 0  # its credit waits for evidence
     assert open_periods == [0]  # the period stays open for the one that waits
+    assert late.audited == 1 and late.audits_waiting == 0
+    assert final[chains["staller"].hotkey].unique == 0  # nothing X would vouch for
+    assert final[chains["honest"].hotkey].unique == 40
 
 
 def test_deleted_tweets_within_the_allowance_cost_an_honest_miner_only_themselves(net, redis_url):
