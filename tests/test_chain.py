@@ -341,20 +341,26 @@ def test_an_sdk_that_does_not_understand_the_runtime_gives_a_verdict_not_a_crash
             assert (await alice.register()).ok
             dev.set_stake(alice.hotkey, 10**12)
             dev.next_epoch(NETUID)
-        real_query = dev.query
-
-        async def skewed(module, name, params=None, block_hash=None):
-            if name == "SubnetEpochConsensus":
-                raise ValueError("Storage function SubnetEpochConsensus not found")
-            return await real_query(module, name, params, block_hash)
-
-        async with bt.Subtensor("local", substrate=_Wrapped(dev, query=skewed)) as client:
+        async with bt.Subtensor("local", substrate=_without_epoch_consensus(dev)) as client:
             alice = SdkChain(client, wallets["alice"], NETUID)
             return await alice.set_weights({0: 1.0}, version_key=0)
 
     verdict = run(body())
     assert not verdict.ok and verdict.code == "sdk_error"
     assert "SubnetEpochConsensus" in verdict.message and "\n" not in verdict.message
+
+
+def _without_epoch_consensus(dev) -> _Wrapped:
+    """The dev chain as a runtime whose metadata lacks `SubnetEpochConsensus` (spec 461),
+    which the pinned SDK's SetWeights preflight reads: its codec raises before any RPC."""
+    real_query = dev.query
+
+    async def skewed(module, name, params=None, block_hash=None):
+        if name == "SubnetEpochConsensus":
+            raise ValueError("Storage function SubnetEpochConsensus not found")
+        return await real_query(module, name, params, block_hash)
+
+    return _Wrapped(dev, query=skewed)
 
 
 def test_seed_hashes_come_only_from_finalized_blocks(dev, wallets):
@@ -384,14 +390,7 @@ def test_start_up_probe_names_what_the_runtime_lacks(dev, wallets):
             alice = SdkChain(client, wallets["alice"], NETUID)
             assert (await alice.register()).ok
             healthy = await alice.runtime_skew(weights=True)
-        real_query = dev.query
-
-        async def skewed(module, name, params=None, block_hash=None):
-            if name == "SubnetEpochConsensus":
-                raise ValueError("Storage function SubnetEpochConsensus not found")
-            return await real_query(module, name, params, block_hash)
-
-        async with bt.Subtensor("local", substrate=_Wrapped(dev, query=skewed)) as client:
+        async with bt.Subtensor("local", substrate=_without_epoch_consensus(dev)) as client:
             alice = SdkChain(client, wallets["alice"], NETUID)
             return healthy, await alice.runtime_skew(False), await alice.runtime_skew(True)
 

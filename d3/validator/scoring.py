@@ -89,6 +89,12 @@ class ScoringParams:
         `commit_block`; 0 (genesis) means no bound."""
         return max(0, (self.period_of(commit_block) - self.fresh_periods) * self.period_blocks)
 
+    def counted_periods(self, current_block: int, registered_block: int) -> tuple[int, int]:
+        """(oldest, newest) period whose credit counts at `current_block` for a hotkey
+        registered at `registered_block`: the window, and nothing before registration."""
+        newest = self.period_of(current_block)
+        return max(newest - self.window_periods + 1, self.period_of(registered_block)), newest
+
     def history_horizon(self, block: int) -> int:
         """The oldest commitment block that can still change credit or weights at `block`.
 
@@ -128,8 +134,7 @@ def windowed_unique(
     With `factors` (period -> found, checked: the audits), a period counts only once
     audited, and only for the share of its sampled tweets X found. Without, every period
     counts in full (structure-only validation)."""
-    newest = params.period_of(current_block)
-    oldest = max(newest - params.window_periods + 1, params.period_of(registered_block))
+    oldest, newest = params.counted_periods(current_block, registered_block)
     total = 0
     for period, count in per_period.items():
         if not oldest <= period <= newest:
@@ -156,8 +161,7 @@ def windowed_noise(
     Zero without audits. Summed in period order, so every validator gets the same float."""
     if factors is None:
         return 0.0
-    newest = params.period_of(current_block)
-    oldest = max(newest - params.window_periods + 1, params.period_of(registered_block))
+    oldest, newest = params.counted_periods(current_block, registered_block)
     variance = 0.0
     for period in sorted(per_period):
         if oldest <= period <= newest and period in factors:
