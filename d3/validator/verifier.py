@@ -11,8 +11,6 @@ An X outage gives no signal either way: the manifest is judged on structure alon
 
 from __future__ import annotations
 
-import hashlib
-import random
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -119,18 +117,6 @@ def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime)
     if (low, high) != (ref.min_id, ref.max_id):
         raise VerificationError(f"shard {ref.sha256[:12]}: id range differs from the manifest")
     return table
-
-
-def sample_seed(manifest_sha256: str, block_hash: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{manifest_sha256}:{block_hash}".encode()).digest()[:8])
-
-
-def sample_rows(table: pa.Table, size: int, seed: int) -> pa.Table:
-    """A deterministic sample: every validator with the same seed checks the same tweets."""
-    if size >= table.num_rows:
-        return table
-    indices = sorted(random.Random(seed).sample(range(table.num_rows), size))
-    return table.take(pa.array(indices, pa.int64()))
 
 
 # -- comparing a row with X's record -------------------------------------------------------
@@ -416,33 +402,18 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
 
 
 class LookupBudget:
-    """A daily allowance of X look-ups, spent per manifest.
+    """A daily allowance of X look-ups, spent per audit (one miner's sample of a period).
 
     A token bucket: it refills continuously (daily_budget per 24 h) up to `burst` (an
-    hour's worth by default), so a burst of manifests cannot spend a whole day at once.
-    Each manifest gets between `minimum` and `maximum` look-ups while the allowance lasts,
-    and none after that (structure only, said in the log).
+    hour's worth by default), so a burst of audits cannot spend a whole day at once; an
+    audit that finds the allowance short waits for it.
     """
 
-    def __init__(
-        self, daily_budget: int, minimum: int = 5, maximum: int = 50, burst: int | None = None
-    ):
+    def __init__(self, daily_budget: int, burst: int | None = None):
         self.daily = max(0, daily_budget)
-        self.minimum, self.maximum = minimum, maximum
         self.burst = float(burst if burst is not None else self.daily / 24)
         self.available = self.burst
         self._last: float | None = None
-
-    def take(self, now_s: float) -> int:
-        if self._last is not None:
-            refill = (now_s - self._last) * self.daily / 86_400
-            self.available = min(self.burst, self.available + refill)
-        self._last = now_s
-        size = int(min(self.maximum, self.available))
-        if size < self.minimum:
-            return 0
-        self.available -= size
-        return size
 
     def spend(self, size: int, now_s: float) -> bool:
         """Take exactly `size` look-ups if the allowance has them (or is full: a larger
@@ -457,5 +428,5 @@ class LookupBudget:
         return True
 
     def refund(self, size: int) -> None:
-        """Give back an allotment that was not spent (its manifest was not checked)."""
+        """Give back look-ups that were not spent (X gave no answer: the audit waits)."""
         self.available = min(self.burst, self.available + size)
