@@ -214,9 +214,10 @@ at stake (`d3/validator/audit.py`):
 3. The period's credit counts only once audited, times `found / checked` (0 if one
    sampled tweet was altered). A missing share above `MAX_MISSING_SHARE`, or an
    alteration, also counts against credibility, once per audited commitment. When X
-   gives no answer, or the look-up budget is spent, that miner's audit waits (and
-   its credit with it), and the validator sets no weights until it is done, so no
-   weights are ever computed from a half-audited period. A tweet X stays silent about
+   gives no answer, or the look-up budget is spent, that miner's audit waits, and the
+   period counts for every miner only once every miner's audit of it is done (for
+   nobody before): a waiting audit never puts one miner behind the others, and no
+   weights come from a half-audited period. A tweet X stays silent about
    for `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}) blocks after the seed
    block counts as not found: one silent tweet cannot hold anything back forever.
 

@@ -268,12 +268,6 @@ class Validator:
                             "still replaying history ({} commitments queued); weights wait",
                             await self.runner.state.queue_size(),
                         )
-                    elif report is not None and report.audits_waiting:
-                        behind = True  # a closed period half audited: scores would differ
-                        log.info(
-                            "{} audits of closed periods wait (X or look-up budget); weights wait",
-                            report.audits_waiting,
-                        )
                     due = graph.block - last_weights >= self.config.neuron.weights_interval
                     if due and not behind:
                         scores = await self.runner.scores(graph)

@@ -391,7 +391,14 @@ class RoundRunner:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
         factors = evidence = None
         if self.audit is not None:
-            audits = await self.state.audits()
+            # A period counts for every miner once every miner's audit of it is done, and
+            # for nobody before: an audit that waits (X down, budget) never puts one miner
+            # behind the others, and a bootstrapping validator scores what it has audited.
+            unfinished = set(await self.state.audit_periods())
+            audits = {
+                h: {p: r for p, r in per.items() if p not in unfinished}
+                for h, per in (await self.state.audits()).items()
+            }
             factors = {h: {p: r.factor for p, r in per.items()} for h, per in audits.items()}
             evidence = {h: {p: r.evidence for p, r in per.items()} for h, per in audits.items()}
         return score_miners(

@@ -116,7 +116,10 @@ def test_one_huge_invented_commitment_cannot_hide_behind_many_real_ones():
     assert sum(credited) / len(credited) < 1.1 * 144 * 1000  # its real tweets, and no more
 
 
-def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
+def test_a_period_counts_for_nobody_until_every_miner_of_it_is_audited(net, redis_url):
+    """X stays silent about one miner's tweets: that period waits for everyone (a waiting
+    audit never puts one miner behind the rest), until the silence has lasted
+    `max_wait_blocks`, when the silent tweets count as not found."""
     honest_table, staller_table = synthetic_table(40, seed=63), synthetic_table(40, seed=64)
     silent = set(staller_table["id"].to_pylist())
 
@@ -155,9 +158,9 @@ def test_a_tweet_x_never_answers_stalls_only_its_own_miner(net, redis_url):
 
     first, again, scores, open_periods, late, final, chains = run(body())
     assert first.audited == 1 and again.audited == 0  # the honest miner, once
-    assert first.audits_waiting == again.audits_waiting == 1  # so weights wait meanwhile
-    assert scores[chains["honest"].hotkey].unique == 40
-    assert scores[chains["staller"].hotkey].unique == 0  # its credit waits for evidence
+    assert first.audits_waiting == again.audits_waiting == 1
+    assert scores[chains["honest"].hotkey].unique == 0  # the period counts for nobody yet
+    assert scores[chains["staller"].hotkey].unique == 0
     assert open_periods == [0]  # the period stays open for the one that waits
     assert late.audited == 1 and late.audits_waiting == 0
     assert final[chains["staller"].hotkey].unique == 0  # nothing X would vouch for
