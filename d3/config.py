@@ -17,9 +17,10 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -101,10 +102,39 @@ class SubtensorConfig(Section):
         return self.chain_endpoint or self.network
 
 
-class LoggingConfig(Section):
-    debug: bool = Field(False, description="log debug events")
-    trace: bool = Field(False, description="log trace events (very verbose)")
-    logging_dir: str | None = Field(None, description="also write rotating log files here")
+# `--logging.json` is the flag operators expect; the field shadows pydantic's deprecated
+# `BaseModel.json()`, which no config ever calls.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "json"', category=UserWarning)
+
+    class LoggingConfig(Section):
+        debug: bool = Field(False, description="log debug events")
+        trace: bool = Field(False, description="log trace events (very verbose)")
+        logging_dir: str | None = Field(None, description="also write rotating log files here")
+        json: bool = Field(
+            False, description="one JSON object per line (time, level, message, context)"
+        )
+        stream: Literal["stderr", "stdout"] = Field(
+            "stderr",
+            description="where the console log goes (stdout: pm2 files it as out, not error)",
+        )
+
+
+class MetricsConfig(Section):
+    port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="serve /metrics and /healthz (a validator also /leaderboard.json) on this "
+        "port; 0: off",
+    )
+    host: str = Field("127.0.0.1", description="address the metrics server listens on")
+    stale_s: float = Field(
+        1800,
+        gt=0,
+        description="/healthz answers 503 once a loop has not finished an iteration for this "
+        "many seconds beyond its planned waits",
+    )
 
 
 class NeuronBaseConfig(BaseModel):
@@ -116,6 +146,7 @@ class NeuronBaseConfig(BaseModel):
     wallet: WalletConfig = WalletConfig()
     subtensor: SubtensorConfig = SubtensorConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 class ConfigError(ValueError):

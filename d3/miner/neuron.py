@@ -5,6 +5,10 @@ Scraping and publishing are two tasks sharing the store. Either can fail an iter
 and the store is closed cleanly (everything acknowledged is already on disk anyway).
 The process exits non-zero only when it cannot work at all: the hotkey is not registered,
 or the configuration is unusable.
+
+Every log line carries the miner's hotkey (`hotkey=5F...`), and with `--metrics.port`
+the process serves `/metrics` (what it scraped, stored, published, committed, uploaded)
+and `/healthz` (both loops finished an iteration recently) from `d3/metrics.py`.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import bittensor as bt
 from loguru import logger
 from pydantic import Field, SecretStr
 
-from d3.chain.interface import Chain, ChainUnreachable, SubnetNotFound
+from d3.chain.interface import Chain, ChainUnreachable, ChainVerdict, SubnetNotFound
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.commitment import Commitment, decode_commitment
 from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
+from d3.metrics import Health, MetricsServer, MinerMetrics
 from d3.miner.hosts import DatasetHost, HostError, HuggingFaceHost, LocalDirHost, S3Host
 from d3.miner.publisher import PARENT_KEY, Publisher, PublishError
 from d3.miner.store import TweetStore
@@ -132,10 +137,19 @@ def build_plan(path: str | None) -> QueryPlan:
     return load_plan(path) if path else default_plan()
 
 
+SCRAPE_LOOP, PUBLISH_LOOP = "scrape", "publish"
+
+
 async def scrape_forever(
-    source: TweetSource, plan: QueryPlan, store: TweetStore, stop: asyncio.Event
+    source: TweetSource,
+    plan: QueryPlan,
+    store: TweetStore,
+    stop: asyncio.Event,
+    metrics: MinerMetrics | None = None,
+    health: Health | None = None,
 ) -> None:
     """Run each planned query when it is due, resuming from its stored since_id."""
+    metrics = metrics or MinerMetrics()
     last_run: dict[str, float] = {}
     while not stop.is_set():
         for query in plan.due(last_run, time.monotonic()):
@@ -146,28 +160,35 @@ async def scrape_forever(
             try:
                 result = await source.search(query.query, since_id=since_id, limit=query.limit)
             except SourceAuthError as error:
+                metrics.scrape_errors.labels("auth").inc()
                 log.error(
                     "source refused our credentials: {}; retry in {:.0f}s", error, AUTH_BACKOFF_S
                 )
+                _beat(health, SCRAPE_LOOP, AUTH_BACKOFF_S)
                 await _sleep(stop, AUTH_BACKOFF_S)
                 break
             except SourceUsageCapped as error:  # the plan's cap: hours or days, not minutes
+                metrics.scrape_errors.labels("usage_cap").inc()
                 log.error(
                     "source usage cap reached: {}; raise the plan or wait, retry in {:.0f}s",
                     error,
                     USAGE_CAP_BACKOFF_S,
                 )
+                _beat(health, SCRAPE_LOOP, USAGE_CAP_BACKOFF_S)
                 await _sleep(stop, USAGE_CAP_BACKOFF_S)
                 break
             except SourceError as error:
+                metrics.scrape_errors.labels("source").inc()
                 log.warning("search failed: {}", error)
                 last_run[query.name] = time.monotonic()
                 continue
             except Exception:
+                metrics.scrape_errors.labels("crash").inc()
                 log.exception("search crashed; the query runs again on schedule")
                 last_run[query.name] = time.monotonic()
                 continue
             last_run[query.name] = time.monotonic()
+            metrics.tweets_scraped.labels(query.name).inc(len(result.records))
             try:
                 new = await asyncio.to_thread(store.add, result.records)
                 if result.newest_id is not None:  # only after the rows are durable
@@ -175,17 +196,28 @@ async def scrape_forever(
             except (sqlite3.Error, OSError) as error:
                 # Disk full or failing: nothing was acknowledged, the cursor did not move,
                 # so the same tweets are fetched again once the store can take them.
+                metrics.scrape_errors.labels("store").inc()
                 log.error("store write failed ({}); will retry", error)
                 await _sleep(stop, STORE_BACKOFF_S)
                 continue
+            metrics.tweets_stored.labels(query.name).inc(new)
+            metrics.tweets_rejected.labels(query.name).inc(result.rejected)
             log.info("{} tweets, {} new, {} rejected", len(result.records), new, result.rejected)
-        await _sleep(stop, max(1.0, plan.seconds_until_due(last_run, time.monotonic())))
+        idle = max(1.0, plan.seconds_until_due(last_run, time.monotonic()))
+        _beat(health, SCRAPE_LOOP, idle)
+        await _sleep(stop, idle)
 
 
 async def publish_forever(
-    publisher: Publisher, chain: Chain, interval: int, stop: asyncio.Event
+    publisher: Publisher,
+    chain: Chain,
+    interval: int,
+    stop: asyncio.Event,
+    metrics: MinerMetrics | None = None,
+    health: Health | None = None,
 ) -> None:
     """Publish at most once every `interval` blocks while there is something new."""
+    metrics = metrics or MinerMetrics()
     failures = 0
     next_block = 0
     while not stop.is_set():
@@ -195,15 +227,65 @@ async def publish_forever(
                 published = await publisher.publish_once()
                 if published is not None:
                     next_block = block + interval
+                    metrics.publications.inc()
+                    metrics.tweets_published.inc(published.rows)
                 failures = 0
         except (PublishError, SourceError) as error:
             failures += 1
+            metrics.publish_failures.inc()
             logger.warning("publication failed ({}); retrying", error)
         except Exception:
             failures += 1
+            metrics.publish_failures.inc()
             logger.exception("publication crashed; retrying")
         backoff = min(300.0, 2.0 ** min(failures, 8)) * (0.5 + random.random()) if failures else 0
-        await _sleep(stop, max(backoff, 2.0))
+        idle = max(backoff, 2.0)
+        _beat(health, PUBLISH_LOOP, idle)
+        await _sleep(stop, idle)
+
+
+def _beat(health: Health | None, loop: str, idle_s: float) -> None:
+    if health is not None:
+        health.beat(loop, idle_s)
+
+
+class MeteredChain:
+    """A `Chain` whose commits are counted by verdict; everything else passes through."""
+
+    def __init__(self, chain: Chain, metrics: MinerMetrics):
+        self._chain = chain
+        self._metrics = metrics
+
+    def __getattr__(self, name: str):
+        return getattr(self._chain, name)
+
+    async def commit(self, data: str) -> ChainVerdict:
+        verdict = await self._chain.commit(data)
+        self._metrics.commits.labels("ok" if verdict.ok else verdict.code or "refused").inc()
+        if verdict.ok and verdict.block is not None:
+            self._metrics.last_commit_block.set(verdict.block)
+        return verdict
+
+
+class MeteredHost:
+    """A `DatasetHost` whose uploads are counted (files by outcome, bytes)."""
+
+    def __init__(self, host: DatasetHost, metrics: MinerMetrics):
+        self._host = host
+        self._metrics = metrics
+        self.locator = host.locator
+
+    async def exists(self, name: str) -> bool:
+        return await self._host.exists(name)
+
+    async def upload(self, name: str, data: bytes) -> None:
+        try:
+            await self._host.upload(name, data)
+        except Exception:
+            self._metrics.uploads.labels("failed").inc()
+            raise
+        self._metrics.uploads.labels("ok").inc()
+        self._metrics.upload_bytes.inc(len(data))
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -236,7 +318,8 @@ async def amain(config: MinerConfig) -> int:
         config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
     )
     try:
-        wallet.hotkey  # noqa: B018 - load it now: a missing key is an operator error
+        # Every line of this miner's work carries its hotkey (a call's own bind wins).
+        logger.configure(extra={"hotkey": wallet.hotkey.ss58_address[:10]})
         dev_chain = config.subtensor.target.startswith(DEV_PREFIX)
         source = build_source(config.source, dev_chain)
         host = build_host(config.host, dev_chain)
@@ -272,10 +355,13 @@ async def amain(config: MinerConfig) -> int:
                 config.netuid,
                 host.locator.text,
             )
+            metrics = MinerMetrics()
+            health = Health(config.metrics.stale_s)
+            health.register(SCRAPE_LOOP, PUBLISH_LOOP)
             publisher = Publisher(
                 store,
-                host,
-                chain,
+                MeteredHost(host, metrics),
+                MeteredChain(chain, metrics),
                 wallet.hotkey,
                 config.netuid,
                 staging_dir=Path(store_path).with_suffix(".staging"),
@@ -286,17 +372,38 @@ async def amain(config: MinerConfig) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await asyncio.gather(
-                scrape_forever(source, plan, store, stop),
-                publish_forever(publisher, chain, config.neuron.commit_interval, stop),
-            )
+            with serve_metrics(config, metrics, health):
+                await asyncio.gather(
+                    scrape_forever(source, plan, store, stop, metrics, health),
+                    publish_forever(
+                        publisher, chain, config.neuron.commit_interval, stop, metrics, health
+                    ),
+                )
             logger.info("miner stopped")
             return 0
-    except (ChainUnreachable, SubnetNotFound) as error:
+    except (ChainUnreachable, SubnetNotFound, ConfigProblem) as error:
         logger.error("cannot start: {}", error)
         return 1
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def serve_metrics(config: MinerConfig, metrics: MinerMetrics, health: Health):
+    """The metrics server for `--metrics.port` (none for 0) while the block runs."""
+    if not config.metrics.port:
+        yield None
+        return
+    try:
+        server = MetricsServer(metrics.registry, health, config.metrics.host, config.metrics.port)
+    except OSError as error:
+        raise ConfigProblem(
+            f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: "
+            f"{error.strerror or error}"
+        ) from None
+    with server:
+        logger.info("metrics on {}/metrics, health on /healthz", server.url)
+        yield server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,14 @@ from d3.chain.interface import Chain, ChainUnreachable, HistoryUnavailable, Subn
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
+from d3.metrics import Health, MetricsServer, ValidatorMetrics
 from d3.redis_url import connect_redis, validate_redis_url
 from d3.shards import ShardLimits
+from d3.validator import leaderboard as leaderboards
 from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
+from d3.validator.leaderboard import Leaderboard, WeightsReader, sdk_weights_reader
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import (
@@ -44,7 +47,7 @@ from d3.validator.scoring import (
     ScoringParams,
 )
 from d3.validator.state import ValidatorState
-from d3.validator.verifier import LookupBudget
+from d3.validator.verifier import Lookup, LookupAnswer, LookupBudget
 from d3.validator.x_lookup import source_lookup
 from scraping.factory import SourceConfigError, build_source
 from scraping.source import SourceAuthError
@@ -148,7 +151,22 @@ class FatalError(Exception):
     """Stop the process with a non-zero status: a restart or an operator is needed."""
 
 
-def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
+def metered_lookup(lookup: Lookup, metrics: ValidatorMetrics) -> Lookup:
+    """`lookup`, counting every tweet asked by X's answer (found, missing, failed)."""
+
+    async def counted(ids):
+        answer: LookupAnswer = await lookup(ids)
+        metrics.lookups.labels("found").inc(len(answer.found))
+        metrics.lookups.labels("missing").inc(len(answer.missing))
+        metrics.lookups.labels("failed").inc(len(answer.failed))
+        return answer
+
+    return counted
+
+
+def build_runner(
+    config: ValidatorConfig, chain: Chain, redis, metrics: ValidatorMetrics | None = None
+) -> RoundRunner:
     state = ValidatorState(redis, config.redis.prefix)
     scoring = ScoringParams(
         config.scoring.period_blocks,
@@ -178,6 +196,8 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
                 "on structure alone"
             ) from None
         lookup = source_lookup(source)
+        if metrics is not None:
+            lookup = metered_lookup(lookup, metrics)
         logger.info("look-ups through {} ({} a day)", verify.lookup_kind, verify.daily_budget)
     elif verify.structure_only:
         logger.warning(
@@ -231,16 +251,40 @@ def build_runner(config: ValidatorConfig, chain: Chain, redis) -> RoundRunner:
 
 
 class Validator:
-    def __init__(self, config: ValidatorConfig, chain: Chain, runner: RoundRunner):
+    """The loop. `metrics` and `health` are counted into whether or not a server shows
+    them; `leaderboard` is the latest read model, swapped in whole after each round (the
+    metrics server's thread reads it)."""
+
+    LOOP = "rounds"
+
+    def __init__(
+        self,
+        config: ValidatorConfig,
+        chain: Chain,
+        runner: RoundRunner,
+        metrics: ValidatorMetrics | None = None,
+        health: Health | None = None,
+        weights_reader: WeightsReader | None = None,
+    ):
         self.config = config
         self.chain = chain
         self.runner = runner
+        self.metrics = metrics or ValidatorMetrics()
+        self.health = health or Health(config.metrics.stale_s)
+        self.health.register(self.LOOP)
+        self.weights_reader = weights_reader
+        self.leaderboard: Leaderboard | None = None
         self.stop = asyncio.Event()
         self._redis_down_since: float | None = None
+
+    def leaderboard_json(self) -> dict | None:
+        board = self.leaderboard
+        return None if board is None else board.to_json()
 
     async def run(self) -> None:
         log = logger.bind(hotkey=self.chain.hotkey[:10])
         last_weights: int | None = None
+        metrics = self.metrics
         while not self.stop.is_set():
             try:
                 if last_weights is None:
@@ -255,12 +299,18 @@ class Validator:
                     )
                 outcome = await self.chain.reveal_outcome()
                 if outcome is not None and outcome.ok:
+                    metrics.reveals.labels("revealed").inc()
                     log.info("{}", outcome.message)
                 elif outcome is not None:
+                    metrics.reveals.labels(outcome.code or "reveal_failed").inc()
                     log.error("{}", outcome.message)
                 report = None
+                scores = None
+                started = time.monotonic()
                 try:
                     report = await self.runner.process(graph)
+                    metrics.round_duration.observe(time.monotonic() - started)
+                    metrics.count_round(report)
                 finally:  # a failed round must not also cost this interval's weights
                     behind = report is not None and not report.caught_up
                     if behind:
@@ -272,25 +322,70 @@ class Validator:
                     if due and not behind:
                         scores = await self.runner.scores(graph)
                         verdict = await self.runner.set_weights(scores, VERSION_KEY)
+                        metrics.weight_sets.labels(
+                            "ok" if verdict.ok else verdict.code or "refused"
+                        ).inc()
                         if verdict.ok:
                             last_weights = verdict.block or graph.block
+                            metrics.last_weights_block.set(last_weights)
                             await self.runner.state.set_meta(
                                 "last_weights_block", str(last_weights)
                             )
+                        else:
+                            shown = ", ".join(
+                                f"{s.uid}: {s.weight:.4f}" for s in scores if s.weight
+                            )
+                            log.info("weights it would have set: {}", shown or "none")
+                await self._observe(graph, scores, report)
+                metrics.rounds.labels("ok").inc()
                 self._redis_down_since = None
                 if report is not None and not report.caught_up:
+                    self.health.beat(self.LOOP)
                     continue  # replaying history: the next batch starts now
             except FatalError:
                 raise
             except (HistoryUnavailable, SubnetNotFound) as error:
                 raise FatalError(str(error)) from None
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                metrics.rounds.labels("failed").inc()
+                if isinstance(error, RedisError):
+                    metrics.redis_errors.inc()
+                else:
+                    metrics.chain_errors.inc()
                 self._redis_outage(error)
             except RedisError as error:
+                metrics.rounds.labels("failed").inc()
+                metrics.redis_errors.inc()
                 log.error("redis error in round: {}", error)
-            except Exception:
+            except Exception as error:
+                metrics.rounds.labels("failed").inc()
+                if _is_chain_error(error):
+                    metrics.chain_errors.inc()
                 log.exception("round failed; the next one starts on schedule")
+            self.health.beat(self.LOOP)
             await self._wait_blocks(self.config.neuron.poll_blocks)
+
+    async def _observe(self, graph, scores, report) -> None:
+        """Refresh the gauges and the leaderboard from the numbers that set weights."""
+        metrics = self.metrics
+        if scores is None:
+            scores = await self.runner.scores(graph)
+        credits = await self.runner.index.credits()
+        metrics.index_size.set(sum(sum(per.values()) for per in credits.values()))
+        metrics.queue_size.set(await self.runner.state.queue_size())
+        metrics.miners_scored.set(sum(1 for s in scores if s.weight > 0))
+        if self.runner.budget is not None:
+            metrics.lookup_budget.set(self.runner.budget.available)
+        caught_up = report is None or report.caught_up
+        try:  # the scores are in hand: only the read of the weights on chain can fail here
+            board = await leaderboards.read(
+                self.runner, graph, self.weights_reader, scores, caught_up
+            )
+        except Exception as error:  # shown as unknown (null), the round goes on
+            metrics.chain_errors.inc()
+            logger.warning("could not read this validator's weights on chain: {}", error)
+            board = leaderboards.build(scores, graph, self.runner.scoring, None, caught_up)
+        self.leaderboard = board
 
     def _redis_outage(self, error: Exception) -> None:
         now = time.monotonic()
@@ -306,6 +401,7 @@ class Validator:
         try:
             target = await self.chain.block() + blocks
         except Exception as error:  # chain hiccup: wait a while and let the loop retry
+            self.metrics.chain_errors.inc()
             logger.warning("could not read the block number: {}", error)
             target = None
         while not self.stop.is_set():
@@ -354,11 +450,19 @@ async def amain(config: ValidatorConfig) -> int:
                 config.subtensor.target,
                 config.redis.url,
             )
-            validator = Validator(config, chain, build_runner(config, chain, redis))
+            metrics = ValidatorMetrics()
+            validator = Validator(
+                config,
+                chain,
+                build_runner(config, chain, redis, metrics),
+                metrics,
+                weights_reader=sdk_weights_reader(chain),
+            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, validator.stop.set)
-            await validator.run()
+            with serve_metrics(config, validator):
+                await validator.run()
             logger.info("validator stopped")
             return 0
     except (FatalError, ChainUnreachable, SubnetNotFound) as error:
@@ -366,6 +470,39 @@ async def amain(config: ValidatorConfig) -> int:
         return 1
     finally:
         await redis.aclose()
+
+
+def _is_chain_error(error: Exception) -> bool:
+    return isinstance(error, ChainUnreachable | TimeoutError) or type(error).__module__.startswith(
+        ("bittensor", "websockets")
+    )
+
+
+@contextlib.contextmanager
+def serve_metrics(config: ValidatorConfig, validator: Validator):
+    """The metrics server for `--metrics.port` (none for 0) while the block runs."""
+    if not config.metrics.port:
+        yield None
+        return
+    try:
+        server = MetricsServer(
+            validator.metrics.registry,
+            validator.health,
+            config.metrics.host,
+            config.metrics.port,
+            {"/leaderboard.json": validator.leaderboard_json},
+        )
+    except OSError as error:
+        raise FatalError(
+            f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: "
+            f"{error.strerror or error}"
+        ) from None
+    with server:
+        logger.info(
+            "metrics on {}/metrics, health on /healthz, leaderboard on /leaderboard.json",
+            server.url,
+        )
+        yield server
 
 
 def main(argv: list[str] | None = None) -> int:
