@@ -262,6 +262,16 @@ budget, and a docs-only attack review):
   so one huge commitment of invented tweets next to many small real ones gets its share
   of the picks, not four.
 
+**What the curve rewards, and what it does not.** It is convex (top takes most, as the
+original roadmap asks), so size pays: data pooled into one hotkey earns more than the same
+data spread over several (two equal miners merged take about 38 % of a field of 256, not
+0.8 %), and no operator gains by splitting. Convexity also pays for bursts: within the
+`WINDOW_PERIODS` window a miner whose credit comes in bursts earns more than a steady one
+with the same total, and holding scraped tweets back is limited only by the freshness
+bound (`FRESH_PERIODS` periods). Neither buys credit a miner did not bring; both are the
+price of a winner-takes-most curve, and a flatter one (`--scoring.rank_step 1` is
+proportional) removes them.
+
 Measured with the project's own code at the default budget and 256 miners
 (`bench/incentive_bench.py`; the table and commands are in `bench/README.md`), a cheater's
 weight relative to an equal honest miner is 0.97 at f = 1 %, 0.87 at 5 %, 0.74 at 10 %,
