@@ -1,45 +1,89 @@
 """The tweet-ID index: every ID ever accepted, in Redis; the first committer wins.
 
-Layout (docs/protocol.md has the numbers):
+Layout v2 (docs/validator.md has the sizing; v1 is the same without deltas and versions):
 
-    <prefix>:{g<group>}:w:<window>   string: the window's IDs, packed (5 bytes per ID)
+    <prefix>:groups                  zset:   every group seen, scored by its number
+    <prefix>:{g<group>}:w:<window>   string: the window's *base*: sorted IDs, 5 bytes each
+    <prefix>:{g<group>}:d:<window>   string: the window's *delta*: IDs appended since
+    <prefix>:{g<group>}:v            string: the group's version, +1 at every write
     <prefix>:{g<group>}:credit       hash:   "<hotkey>:<period>" -> new unique IDs credited
-    <prefix>:{g<group>}:done         hash:   ingest token -> IDs it added in this group
-    <prefix>:groups                  set:    every group seen (to enumerate credits)
+    <prefix>:{g<group>}:done         zset:   ingest token, scored by the IDs it added here
 
 A snowflake ID's high bits are its time, so IDs are bucketed by time: a *window* is 2^40
-IDs (~4.4 min of tweets), stored as one string of sorted 40-bit offsets split into a 4-byte
-and a 1-byte column (5 bytes per ID, no per-ID key overhead: ~70 bytes for a plain
-`SETNX <id> 1`). A *group* is 64 windows (~4.7 h); its keys share a hash tag, so one
-group is one Redis Cluster slot and one atomic (Lua) update.
+IDs (~4.4 min of tweets), stored as 40-bit offsets with no per-ID key overhead (~70 bytes
+for a plain `SETNX <id> 1`). The base is sorted, split into a 4-byte and a 1-byte column;
+the delta is an append-only run of 5-byte big-endian offsets; base and delta never share
+an ID, and every reader reads both. A *group* is 64 windows (~4.7 h); its keys share a
+hash tag, so one group is one Redis Cluster slot and one atomic (Lua) update.
 
-Each group's update is one Lua script that merges the new IDs into their windows on the
-server (a binary search per ID, one copy per window: no window crosses the network), adds
-their credit and records the ingest token, all at once: IDs and credit can never disagree,
-and re-ingesting the same shard after a crash finds its token and changes nothing. Callers
-must ingest in (commit block, hotkey) order; then every validator reaches the same
-attribution.
+Ingest finds the new IDs on the client, against a bounded cache of the windows it touches
+(d3/validator/index_cache.py), each filed under the group version it was read or written
+at; then it sends one script per group, all groups in one non-transactional pipeline.
+The script first looks up the token (already applied: nothing changes, and the caller
+learns what it added then); then, if it has anything to write, checks that the group's
+version is still the one the client computed against (a compare-and-set: any mismatch
+writes nothing, and the client refetches the group's windows and retries with the same
+token). Otherwise it APPENDs each window's new IDs to its delta, or, once the delta would
+pass 1/`MERGE_RATIO` of the base, SETs base + delta + new as the base and deletes the
+delta; then it increments the version, adds the credit and records the token. IDs and
+credit can never disagree, a crash anywhere leaves each group either applied or not, and
+what is stored depends only on the order of ingests, never on the cache: callers ingest
+in (commit block, hotkey) order and every validator holds the same bytes.
+
+A version names the group's contents only while nothing is removed from it: nothing in
+the index ever is. Dropping the whole index (`ValidatorState.ensure_version` does, at
+start-up) is safe for a fresh `TweetIndex`; a live one must `forget()` after it.
+
+Migration from v1 is one explicit step, `python -m d3.validator.index_migrate` (or
+`TweetIndex.migrate()`): v1's windows are valid v2 bases as they are, so it only turns the
+groups set and each group's token hash into sorted sets. That is also the fence: a v1
+writer adds to the groups set and reads the token hash before it writes anything, and
+both fail with WRONGTYPE on a v2 index; a v2 writer refuses a v1 index the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript as Script
+from redis.exceptions import NoScriptError, ResponseError
+
+from d3.validator.index_cache import (
+    OFFSET_BYTES,
+    CachedWindow,
+    WindowCache,
+    decode_base,
+    encode_base,
+    encode_delta,
+    sorted_unique,
+)
 
 WINDOW_BITS = 40
 GROUP_BITS = 6
-# Arrow scalars built once: converting a Python int per call is slow (pyarrow probes for
-# numpy on every conversion).
+MERGE_RATIO = 8  # a window's delta is merged into its base at 1/8 of the base's size
+DEFAULT_CACHE_BYTES = 1 << 30  # ~134M cached IDs (8 bytes each in memory)
+MAX_ATTEMPTS = 16  # compare-and-set retries of one group before giving up
+FETCH_BATCH = 64  # windows read per pipeline (a full window is ~1 MB)
 _U64 = pa.uint64()
-_OFFSET_MASK = pa.scalar((1 << WINDOW_BITS) - 1, _U64)
-_LOW_MASK = pa.scalar(0xFFFFFFFF, _U64)
-_SHIFT_32 = pa.scalar(32, _U64)
-_SHIFT_WINDOW = pa.scalar(WINDOW_BITS, _U64)
-_SHIFT_GROUP = pa.scalar(GROUP_BITS, _U64)
+_OFFSET_MASK = np.uint64((1 << WINDOW_BITS) - 1)
+
+
+class TweetIndexError(Exception):
+    """Base of the index's own errors (Redis's own errors pass through unchanged)."""
+
+
+class LayoutError(TweetIndexError):
+    """The Redis holds another layout of the index (remedy in the message)."""
+
+
+class ConflictError(TweetIndexError):
+    """Another writer kept changing the same windows; nothing of the group was written."""
 
 
 @dataclass(frozen=True)
@@ -50,107 +94,143 @@ class IngestResult:
     credited: int = 0  # IDs this token has added, now or in an earlier (interrupted) run
 
 
+@dataclass
+class IndexStats:
+    """Counters since this `TweetIndex` was made (for benches, logs and tests)."""
+
+    cache_hits: int = 0  # windows found in the cache
+    cache_misses: int = 0  # windows read from Redis
+    appends: int = 0  # windows whose new IDs went to the delta
+    merges: int = 0  # windows rewritten as one base
+    conflicts: int = 0  # group scripts refused by the compare-and-set
+    script_loads: int = 0  # times the script was missing on a node (NOSCRIPT) and loaded
+
+
 def pack_offsets(offsets: pa.Array) -> bytes:
-    """Sorted uint64 offsets (< 2^40) -> low 32 bits column + high 8 bits column."""
-    low = pc.cast(pc.bit_wise_and(offsets, _LOW_MASK), pa.uint32())
-    high = pc.cast(pc.shift_right(offsets, _SHIFT_32), pa.uint8())
-    return _buffer_bytes(low) + _buffer_bytes(high)
+    """Sorted uint64 offsets (< 2^40) -> a base: low 32 bits column + high 8 bits column."""
+    return encode_base(pc.cast(offsets, _U64).to_numpy(zero_copy_only=False))
 
 
 def unpack_offsets(data: bytes) -> pa.Array:
-    if len(data) % 5:
-        raise ValueError(f"corrupt index window: {len(data)} bytes is not a multiple of 5")
-    n = len(data) // 5
-    buffer = pa.py_buffer(data)
-    low = pa.Array.from_buffers(pa.uint32(), n, [None, buffer.slice(0, 4 * n)])
-    high = pa.Array.from_buffers(pa.uint8(), n, [None, buffer.slice(4 * n, n)])
-    return pc.bit_wise_or(pc.shift_left(pc.cast(high, _U64), _SHIFT_32), pc.cast(low, _U64))
+    return pa.array(decode_base(data), _U64)
 
 
-def _buffer_bytes(array: pa.Array) -> bytes:
-    """The values buffer of a null-free fixed-width array, exactly `len` items long."""
-    array = pa.concat_arrays([array])  # drops any slice offset
-    width = array.type.bit_width // 8
-    return array.buffers()[1].to_pybytes()[: len(array) * width]
-
-
-# One group's update, server-side: no window is sent back and forth, so adding a few IDs
-# to a large window costs a binary search per ID and one memcpy, not a round trip of the
-# window. KEYS: done set, credit hash, then the windows. ARGV: token, credit field, then
-# per window its new offsets, sorted and packed like the window (4-byte column, 1-byte
-# column). Returns {0, IDs added}, or {1, what it added then} when the token was already
-# applied, so a resumed ingest knows its exact credit.
-# Values are compared as numbers, never as strings (Lua's string order follows the locale).
+# One group's update. KEYS: token zset, credit hash, version, then per written window its
+# base and delta. ARGV: token, credit field, IDs added, the group version the client
+# computed against, a header of 9 bytes per written window (`_HEADER`: "a" to append its
+# payload to the delta or "s" to set it as the base and delete the delta; the delta's
+# length; the payload's length), then every payload, concatenated. Returns {0, added};
+# {1, what it added then} when the token was already applied; {2, version} when the group
+# has moved on since (nothing written). A group with nothing new to write is not checked:
+# IDs once in the index stay there.
 _APPLY_GROUP = """
-local byte = string.byte
-local function low(s, i)
-  local b0, b1, b2, b3 = byte(s, 4 * i + 1, 4 * i + 4)
-  return b0 + b1 * 256 + b2 * 65536 + b3 * 16777216
-end
--- old[i] < (vh, vl)? The 1-byte column decides most probes without decoding the rest.
-local function less(s, n, i, vh, vl)
-  local h = byte(s, 4 * n + i + 1)
-  if h ~= vh then return h < vh end
-  return low(s, i) < vl
-end
-local before = redis.call('HGET', KEYS[1], ARGV[1])
+local before = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if before then return {1, tonumber(before)} end
-local added = 0
-for k = 3, #KEYS do
-  local new = ARGV[k]
-  local m = #new / 5
-  local old = redis.call('GET', KEYS[k])
-  if not old or #old == 0 then
-    redis.call('SET', KEYS[k], new)
-    added = added + m
-  else
-    local n = #old / 5
-    local lows, highs = {}, {}
-    local copied, lo, here = 0, 0, 0
-    for j = 0, m - 1 do
-      local vh, vl = byte(new, 4 * m + j + 1), low(new, j)
-      local a, b = lo, n
-      while a < b do
-        local mid = math.floor((a + b) / 2)
-        if less(old, n, mid, vh, vl) then a = mid + 1 else b = mid end
-      end
-      lo = a
-      if a >= n or byte(old, 4 * n + a + 1) ~= vh or low(old, a) ~= vl then
-        lows[#lows + 1] = string.sub(old, 4 * copied + 1, 4 * a)
-        highs[#highs + 1] = string.sub(old, 4 * n + copied + 1, 4 * n + a)
-        lows[#lows + 1] = string.sub(new, 4 * j + 1, 4 * j + 4)
-        highs[#highs + 1] = string.sub(new, 4 * m + j + 1, 4 * m + j + 1)
-        copied = a
-        here = here + 1
-      end
-    end
-    if here > 0 then
-      lows[#lows + 1] = string.sub(old, 4 * copied + 1, 4 * n)
-      highs[#highs + 1] = string.sub(old, 4 * n + copied + 1, 5 * n)
-      redis.call('SET', KEYS[k], table.concat(lows) .. table.concat(highs))
-      added = added + here
+if #KEYS > 3 then
+  local version = tonumber(redis.call('GET', KEYS[3]) or 0)
+  if version ~= tonumber(ARGV[4]) then return {2, version} end
+  local header, blob, at = ARGV[5], ARGV[6], 1
+  for i = 0, (#KEYS - 3) / 2 - 1 do
+    local op, delta, size = struct.unpack('<c1I4I4', header, 9 * i + 1)
+    local payload = string.sub(blob, at, at + size - 1)
+    at = at + size
+    if op == 'a' then
+      redis.call('APPEND', KEYS[5 + 2 * i], payload)
+    else
+      redis.call('SET', KEYS[4 + 2 * i], payload)
+      if delta > 0 then redis.call('DEL', KEYS[5 + 2 * i]) end
     end
   end
+  redis.call('INCR', KEYS[3])
 end
+local added = tonumber(ARGV[3])
 if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[2], added) end
-redis.call('HSET', KEYS[1], ARGV[1], added)
+redis.call('ZADD', KEYS[1], added, ARGV[1])
 return {0, added}
 """
+_HEADER = struct.Struct("<cII")
+
+# One window's base and delta, read at one instant (two GETs could straddle a merge and
+# miss the IDs it moved). Missing keys come back as nil.
+_READ_WINDOW = """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+# Migration, one key at a time (each its own slot): a set (the groups, v1) or a hash (a
+# group's tokens, v1) becomes a sorted set; anything else is left alone. Returns 1 if it
+# converted the key.
+_TO_ZSET = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local pairs = {}
+if kind == 'set' then
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    pairs[#pairs + 1] = tonumber(member)
+    pairs[#pairs + 1] = member
+  end
+elseif kind == 'hash' then
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat, 2 do
+    pairs[#pairs + 1] = tonumber(flat[i + 1])
+    pairs[#pairs + 1] = flat[i]
+  end
+else
+  return 0
+end
+redis.call('DEL', KEYS[1])
+for i = 1, #pairs, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(pairs, i, math.min(i + 999, #pairs)))
+end
+return 1
+"""
+
+
+@dataclass
+class _Plan:
+    """What one group's script will do, and the cache entries it leaves when it applies."""
+
+    group: int
+    version: int  # the group's version the plan was computed against
+    keys: list[str] = field(default_factory=list)
+    header: list[bytes] = field(default_factory=list)
+    payloads: list[bytes] = field(default_factory=list)
+    after: dict[int, CachedWindow] = field(default_factory=dict)
+    added: int = 0
 
 
 class TweetIndex:
     """First-committer-wins set of tweet IDs with per-hotkey credit, in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = "d3"):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str = "d3",
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
         self.redis = redis
         self.prefix = prefix
+        self.cache = WindowCache(cache_bytes)
+        self.stats = IndexStats()
         self._apply = redis.register_script(_APPLY_GROUP)
+        self._read_window = redis.register_script(_READ_WINDOW)
+        self._to_zset = redis.register_script(_TO_ZSET)
+        self._groups: set[int] = set()  # groups this client has seen in the groups zset
 
     def _key(self, group: int, kind: str) -> str:
         return f"{self.prefix}:{{g{group}}}:{kind}"
 
     def window_key(self, window: int) -> str:
+        """The window's base (v1: the whole window)."""
         return self._key(window >> GROUP_BITS, f"w:{window}")
+
+    def delta_key(self, window: int) -> str:
+        return self._key(window >> GROUP_BITS, f"d:{window}")
+
+    @property
+    def _groups_key(self) -> str:
+        return f"{self.prefix}:groups"
+
+    # -- writes --------------------------------------------------------------------------
 
     async def ingest(self, ids: pa.Array, hotkey: str, token: str, period: int) -> IngestResult:
         """Add `ids` committed by `hotkey`; credit the ones nobody had before.
@@ -159,109 +239,350 @@ class TweetIndex:
         idempotent; `period` is the credit period the commitment falls in.
         """
         total = len(ids)
-        ids = pc.unique(pc.cast(ids, _U64))
-        ids = pc.take(ids, pc.sort_indices(ids))
-        windows = pc.shift_right(ids, _SHIFT_WINDOW)
+        if ids.null_count:
+            raise ValueError(f"{ids.null_count} null tweet IDs: the records' checks let them by")
+        values = sorted_unique(pc.cast(ids, _U64).to_numpy(zero_copy_only=False))
+        by_window = _split(values, values >> np.uint64(WINDOW_BITS))
+        by_group: dict[int, list[int]] = {}
+        for window in by_window:
+            by_group.setdefault(window >> GROUP_BITS, []).append(window)
+        offsets = {w: v & _OFFSET_MASK for w, v in by_window.items()}
+        credit_field = f"{hotkey}:{period}"
+        await self._register(list(by_group))
         new = skipped = credited = 0
-        for group, start, stop in _runs(pc.shift_right(windows, _SHIFT_GROUP)):
-            applied_before, added = await self._ingest_group(
-                group,
-                ids.slice(start, stop - start),
-                windows.slice(start, stop - start),
-                hotkey,
-                token,
-                period,
+        pending = sorted(by_group)
+        for _ in range(MAX_ATTEMPTS):
+            views = await self._views({g: by_group[g] for g in pending})
+            fresh = self._fresh({w: v for g in pending for w, v in views[g][1].items()}, offsets)
+            plans = [self._plan(g, *views[g], fresh) for g in pending]
+            replies = await self._run(plans, token, credit_field)
+            pending = []
+            for plan, (status, count) in zip(plans, replies, strict=True):
+                if status == 0:
+                    self._applied(plan)
+                    new += count
+                    credited += count
+                elif status == 1:
+                    skipped += 1
+                    credited += count
+                else:
+                    self.stats.conflicts += 1
+                    self._forget(plan.group)
+                    pending.append(plan.group)
+            if not pending:
+                break
+        else:
+            raise ConflictError(
+                f"groups {pending} changed under this writer {MAX_ATTEMPTS} times in a row "
+                "(another writer on the same Redis prefix?); nothing of them was written"
             )
-            if applied_before:
-                skipped += 1
-            else:
-                new += added
-            credited += added
         return IngestResult(
             new=new, duplicates=total - new, skipped_groups=skipped, credited=credited
         )
 
-    async def _ingest_group(
+    async def _register(self, groups: list[int]) -> None:
+        """Adds groups to the groups zset before anything is written to them (and fails
+        on a v1 index, whose groups key is a set)."""
+        unknown = [g for g in groups if g not in self._groups]
+        if unknown:
+            try:
+                await self.redis.zadd(self._groups_key, {str(g): g for g in unknown})
+            except ResponseError as error:
+                raise _layout_error(self.prefix, error) from error
+            self._groups.update(unknown)
+
+    def _windows_of(self, group: int) -> range:
+        return range(group << GROUP_BITS, (group + 1) << GROUP_BITS)
+
+    def _forget(self, group: int) -> None:
+        for window in self._windows_of(group):
+            self.cache.drop(window)
+
+    def _applied(self, plan: _Plan) -> None:
+        """The cache after `plan` applied: its windows as written, the group's other
+        cached windows unchanged but valid at the new version."""
+        if not plan.after:
+            return  # nothing written, the version stays
+        version = plan.version + 1
+        for window in self._windows_of(plan.group):
+            entry = plan.after.get(window) or self.cache.peek(window)
+            if entry is None:
+                continue
+            if window in plan.after or entry.version == plan.version:
+                self.cache.put(window, entry.at(version))
+            else:
+                self.cache.drop(window)  # older than what the plan saw: stale
+
+    async def _views(
+        self, wanted: dict[int, list[int]]
+    ) -> dict[int, tuple[int, dict[int, CachedWindow]]]:
+        """group -> (its version, a view of each wanted window valid at that version),
+        from the cache where it agrees with itself, reading the rest."""
+        out: dict[int, tuple[int, dict[int, CachedWindow]]] = {}
+        todo = dict(wanted)
+        for _ in range(MAX_ATTEMPTS):
+            reads: dict[int, list[int]] = {}
+            cached_of: dict[int, dict[int, CachedWindow]] = {}
+            for group, windows in todo.items():
+                cached = {w: e for w in windows if (e := self.cache.get(w)) is not None}
+                if len({e.version for e in cached.values()}) > 1:
+                    self._forget(group)  # some entries are older than others: reread all
+                    cached = {}
+                self.stats.cache_hits += len(cached)
+                missing = [w for w in windows if w not in cached]
+                if missing:
+                    reads[group], cached_of[group] = missing, cached
+                else:
+                    out[group] = (next(iter(cached.values())).version, cached)
+            todo = {}
+            for group, (version, fetched) in (await self._read_groups(reads)).items():
+                self.stats.cache_misses += len(fetched)
+                cached = cached_of[group]
+                if cached and next(iter(cached.values())).version != version:
+                    self._forget(group)  # the group moved on since those were cached
+                    todo[group] = wanted[group]
+                    continue
+                for window, entry in fetched.items():
+                    self.cache.put(window, entry)
+                out[group] = (version, cached | fetched)
+            if not todo:
+                return out
+        raise ConflictError(f"groups {sorted(todo)} kept changing while being read")
+
+    async def _read_groups(
+        self, reads: dict[int, list[int]]
+    ) -> dict[int, tuple[int, dict[int, CachedWindow]]]:
+        """Each group's version, then its windows (two plain GETs each; pipelined, keys
+        span cluster slots). The version is read first, so the contents are at least that
+        new: a write in between leaves them newer than the version they are filed under,
+        which the next write's compare-and-set refuses, never older."""
+        out: dict[int, tuple[int, dict[int, CachedWindow]]] = {}
+        items = list(reads.items())
+        start = 0
+        while start < len(items):
+            stop, size = start, 0
+            while stop < len(items) and (size == 0 or size + len(items[stop][1]) <= FETCH_BATCH):
+                size += len(items[stop][1])
+                stop += 1
+            batch = items[start:stop]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group, windows in batch:
+                    pipe.get(self._key(group, "v"))
+                    for window in windows:
+                        pipe.get(self.window_key(window))
+                        pipe.get(self.delta_key(window))
+                values = await pipe.execute()
+            at = 0
+            for group, windows in batch:
+                version = int(values[at] or 0)
+                out[group] = (
+                    version,
+                    {
+                        w: CachedWindow.from_stored(
+                            values[at + 1 + 2 * i], values[at + 2 + 2 * i], version
+                        )
+                        for i, w in enumerate(windows)
+                    },
+                )
+                at += 1 + 2 * len(windows)
+            start = stop
+        return out
+
+    async def _read(self, windows: Sequence[int]) -> list[CachedWindow]:
+        """Base and delta of each window, each window read at one instant (for readers)."""
+        out: list[CachedWindow] = []
+        for start in range(0, len(windows), FETCH_BATCH):  # a full window is ~1 MB
+            calls = [
+                ([self.window_key(w), self.delta_key(w)], [])
+                for w in windows[start : start + FETCH_BATCH]
+            ]
+            for base, delta in await self._evalsha(self._read_window, calls):
+                out.append(CachedWindow.from_stored(base, delta, -1))
+        return out
+
+    def _fresh(
+        self, views: dict[int, CachedWindow], offsets: dict[int, np.ndarray]
+    ) -> dict[int, np.ndarray]:
+        """Each window's offsets that its view does not hold (a binary search each)."""
+        return {w: offsets[w][~view.contains(offsets[w])] for w, view in views.items()}
+
+    def _plan(
         self,
         group: int,
-        ids: pa.Array,
-        windows: pa.Array,
-        hotkey: str,
-        token: str,
-        period: int,
-    ) -> tuple[bool, int]:
-        """One group in one atomic script: (token applied before, IDs it added)."""
-        offsets = pc.bit_wise_and(ids, _OFFSET_MASK)
-        low = _buffer_bytes(pc.cast(pc.bit_wise_and(offsets, _LOW_MASK), pa.uint32()))
-        high = _buffer_bytes(pc.cast(pc.shift_right(offsets, _SHIFT_32), pa.uint8()))
-        keys, packed = [], []
-        for window, start, stop in _runs(windows):
-            keys.append(self.window_key(window))
-            packed.append(low[4 * start : 4 * stop] + high[start:stop])
-        await self.redis.sadd(f"{self.prefix}:groups", group)
-        done_key, credit_key = self._key(group, "done"), self._key(group, "credit")
-        before, added = await self._apply(
-            keys=[done_key, credit_key, *keys], args=[token, f"{hotkey}:{period}", *packed]
-        )
-        return bool(before), int(added)
+        version: int,
+        views: dict[int, CachedWindow],
+        fresh_of: dict[int, np.ndarray],
+    ) -> _Plan:
+        plan = _Plan(group, version)
+        for window in sorted(views):
+            view = views[window]
+            fresh = fresh_of[window]
+            if len(fresh) == 0:
+                continue  # known IDs stay known: the set never shrinks, no check needed
+            if (len(view.delta) + len(fresh)) * MERGE_RATIO > len(view.base):
+                after = view.merged(fresh, version)
+                op, payload = b"s", encode_base(after.base)
+                self.stats.merges += 1
+            else:
+                after = view.appended(fresh, version)
+                op, payload = b"a", encode_delta(fresh)
+                self.stats.appends += 1
+            plan.keys += [self.window_key(window), self.delta_key(window)]
+            plan.header.append(_HEADER.pack(op, len(view.delta) * OFFSET_BYTES, len(payload)))
+            plan.payloads.append(payload)
+            plan.after[window] = after
+            plan.added += len(fresh)
+        return plan
+
+    async def _run(
+        self, plans: list[_Plan], token: str, credit_field: str
+    ) -> list[tuple[int, int]]:
+        """Every group's script in one pipeline: (status, count) per plan."""
+        calls = [
+            (
+                [
+                    self._key(p.group, "done"),
+                    self._key(p.group, "credit"),
+                    self._key(p.group, "v"),
+                    *p.keys,
+                ],
+                [
+                    token,
+                    credit_field,
+                    p.added,
+                    p.version,
+                    b"".join(p.header),
+                    b"".join(p.payloads),
+                ],
+            )
+            for p in plans
+        ]
+        return [(int(r[0]), int(r[1])) for r in await self._evalsha(self._apply, calls)]
+
+    async def _evalsha(self, script: Script, calls: list[tuple[list[str], list]]) -> list:
+        """One script over many key sets, in one non-transactional pipeline (the key sets
+        may lie in different cluster slots); loaded wherever a node answers NOSCRIPT."""
+        replies: list = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = calls[i]
+                    # Not `pipe.evalsha`: redis-py blocks that name in a cluster pipeline.
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+            unloaded = []
+            for i, result in zip(todo, results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    unloaded.append(i)  # this node has not seen the script: nothing ran
+                elif isinstance(result, ResponseError) and "WRONGTYPE" in str(result):
+                    raise _layout_error(self.prefix, result)
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    replies[i] = result
+            if not unloaded:
+                break
+            await self.redis.script_load(script.script)  # on every primary of a cluster
+            self.stats.script_loads += 1
+            todo = unloaded
+        return replies
+
+    def forget(self) -> None:
+        """Drop everything this client remembers about Redis (after the index was wiped
+        behind its back; a miss costs only a refetch)."""
+        self.cache.clear()
+        self._groups.clear()
+
+    async def migrate(self) -> int:
+        """Turn a v1 index into v2 in place (idempotent; a v2 or empty index is left as
+        it is). Returns how many keys it converted. Stop every v1 writer first: from the
+        first converted key on, they fail instead of writing."""
+        converted = int(await self._to_zset(keys=[self._groups_key]))
+        for group in await self._group_numbers():
+            converted += int(await self._to_zset(keys=[self._key(group, "done")]))
+        self.forget()
+        return converted
+
+    async def layout(self) -> str:
+        """The layout found: "v2", "v1" (migrate before use) or "empty"."""
+        kind = _text(await self.redis.type(self._groups_key))
+        return {"zset": "v2", "set": "v1", "none": "empty"}.get(kind, kind)
+
+    # -- reads ---------------------------------------------------------------------------
 
     async def contains(self, ids: Iterable[int]) -> list[bool]:
-        """Membership for a few IDs (audit candidates, diagnostics): each window read once."""
+        """Membership for a few IDs (audit candidates, diagnostics): read from Redis, base
+        and delta of each window once."""
         wanted = list(ids)
         windows = sorted({i >> WINDOW_BITS for i in wanted})
-        async with self.redis.pipeline(transaction=False) as pipe:  # keys span cluster slots
-            for window in windows:
-                pipe.get(self.window_key(window))
-            values = await pipe.execute() if windows else []
+        views = dict(zip(windows, await self._read(windows), strict=True))
         mask = (1 << WINDOW_BITS) - 1
         found: dict[int, bool] = {}
-        for window, data in zip(windows, values, strict=True):
+        for window, view in views.items():
             mine = [i for i in wanted if i >> WINDOW_BITS == window]
-            if not data:
-                found.update((i, False) for i in mine)
-                continue
-            # Vectorised against the packed window: a full window holds ~10^5 IDs, too
-            # many to turn into Python objects for a handful of look-ups.
-            hits = pc.is_in(
-                pa.array([i & mask for i in mine], _U64), value_set=unpack_offsets(data)
-            )
-            found.update(zip(mine, hits.to_pylist(), strict=True))
+            hits = view.contains(np.array([i & mask for i in mine], np.uint64))
+            found.update(zip(mine, hits.tolist(), strict=True))
         return [found[i] for i in wanted]
+
+    async def window_ids(self, window: int) -> pa.Array:
+        """Every ID of one window, sorted, base and delta together (for the hub)."""
+        (view,) = await self._read([window])
+        merged = np.concatenate((view.base, view.delta))
+        merged.sort(kind="stable")
+        return pa.array(merged | np.uint64(window << WINDOW_BITS), _U64)
 
     async def credits(self) -> dict[str, dict[int, int]]:
         """hotkey -> period -> new unique IDs credited, summed over all groups."""
-        groups = sorted(int(g) for g in await self.redis.smembers(f"{self.prefix}:groups"))
+        groups = await self._group_numbers()
         totals: dict[str, dict[int, int]] = {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for group in groups:
                 pipe.hgetall(self._key(group, "credit"))
             ledgers = await pipe.execute()
         for ledger in ledgers:
-            for field, count in ledger.items():
-                hotkey, _, period = _text(field).rpartition(":")
+            for key, count in ledger.items():
+                hotkey, _, period = _text(key).rpartition(":")
                 per = totals.setdefault(hotkey, {})
                 per[int(period)] = per.get(int(period), 0) + int(count)
         return totals
 
     async def size(self) -> int:
-        """How many IDs the index holds (walks every window; for tests and benches)."""
+        """How many IDs the index holds, bases and deltas (walks every key; for tests and
+        benches)."""
         total = 0
-        async for key in self.redis.scan_iter(match=f"{self.prefix}:{{g*}}:w:*", count=1000):
-            total += (await self.redis.strlen(key)) // 5
+        for kind in ("w", "d"):
+            pattern = f"{self.prefix}:{{g*}}:{kind}:*"
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                total += (await self.redis.strlen(key)) // OFFSET_BYTES
         return total
+
+    async def _group_numbers(self) -> list[int]:
+        try:
+            return [int(g) for g in await self.redis.zrange(self._groups_key, 0, -1)]
+        except ResponseError as error:
+            raise _layout_error(self.prefix, error) from error
+
+
+def _layout_error(prefix: str, error: Exception) -> LayoutError:
+    return LayoutError(
+        f"the index under prefix {prefix!r} has another layout ({error}): a v1 index needs "
+        f"`python -m d3.validator.index_migrate --redis.prefix {prefix}` (once, with every "
+        "older validator stopped), then a restart"
+    )
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _runs(sorted_keys: pa.Array) -> Iterable[tuple[int, int, int]]:
-    """(key, start, stop) for each run of equal values in a sorted array."""
-    if len(sorted_keys) == 0:
-        return
-    counts = pc.value_counts(sorted_keys)  # preserves first-seen order, i.e. sorted
-    start = 0
-    for entry in counts.to_pylist():
-        stop = start + entry["counts"]
-        yield entry["values"], start, stop
-        start = stop
+def _split(values: np.ndarray, windows: np.ndarray) -> dict[int, np.ndarray]:
+    """Sorted `values` by their (sorted) window number."""
+    if len(values) == 0:
+        return {}
+    cuts = np.flatnonzero(windows[1:] != windows[:-1]) + 1
+    starts = np.concatenate(([0], cuts))
+    return {
+        int(w): part
+        for w, part in zip(windows[starts].tolist(), np.split(values, cuts), strict=True)
+    }
