@@ -33,7 +33,7 @@ from d3.shards import ShardLimits
 from d3.validator import leaderboard as leaderboards
 from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
-from d3.validator.index import TweetIndex
+from d3.validator.index import LayoutError, TweetIndex
 from d3.validator.leaderboard import Leaderboard, WeightsReader, sdk_weights_reader
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundRunner
@@ -344,7 +344,7 @@ class Validator:
                     continue  # replaying history: the next batch starts now
             except FatalError:
                 raise
-            except (HistoryUnavailable, SubnetNotFound) as error:
+            except (HistoryUnavailable, SubnetNotFound, LayoutError) as error:
                 raise FatalError(str(error)) from None
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 metrics.rounds.labels("failed").inc()
