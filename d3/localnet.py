@@ -1,7 +1,7 @@
 """A whole D3 network on one machine: dev chain, local X, Redis, miners and validators.
 
     python -m d3.localnet [--miners 3] [--validators 1] [--blocks 150] [--copier]
-                          [--fabricator] [--json]
+                          [--fabricator] [--hub DIR] [--json]
 
 Every participant is the real thing: the miners and validators are `neurons/miner.py`
 and `neurons/validator.py` processes, talking to a dev chain file through the real
@@ -44,6 +44,7 @@ from d3.dev.chain_state import SubnetParams
 from d3.dev.redis_server import find_redis_server, free_port, start_redis
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
+from d3.hub.localnet import build_localnet_hub
 from d3.manifest import parse_manifest
 from d3.redis_url import connect_redis
 from d3.validator.history import hotkey_history
@@ -749,6 +750,12 @@ async def run(args: argparse.Namespace) -> Report:
             await net.start_late(late, commands[late.name], redis.url)
         validators = await net.compare(dev, commands, settle=True)
         await net.land_weights(dev, min(v.block for v in validators))
+        if getattr(args, "hub", None):
+            hub, same = await build_localnet_hub(net, dev, commands, args.hub)
+            line = f"hub in {args.hub}: {hub.summary()}"
+            if same is not None:
+                line += f"; hubs identical across {count} validators: {'yes' if same else 'no'}"
+            say(line)
         real = set(x.corpus.ids)  # every tweet the local X ever had, minted ones too
         return Report(await net.leaderboard(dev, validators, real), validators)
     finally:
@@ -813,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with the results as JSON")
     parser.add_argument("--prepare", metavar="DIR", help="set up DIR for pm2 instead of running")
     parser.add_argument("--leaderboard", metavar="DIR", help="print the board of a --prepare net")
+    parser.add_argument(
+        "--hub", metavar="DIR", help="leave the hub dataset (docs/hub.md) in DIR at the end"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.miners <= len(TOPICS):
         parser.error(f"--miners must be between 1 and {len(TOPICS)}")
@@ -820,7 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--validators must be between 1 and {MAX_VALIDATORS}")
     if args.blocks < 20 or args.block_time <= 0:
         parser.error("--blocks must be at least 20 and --block-time positive")
-    for name in ("prepare", "leaderboard"):  # resolved here, outside the event loop
+    for name in ("prepare", "leaderboard", "hub"):  # resolved here, outside the event loop
         if getattr(args, name):
             setattr(args, name, Path(getattr(args, name)).expanduser().resolve())
     if args.prepare:
