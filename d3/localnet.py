@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bittensor as bt
@@ -374,6 +375,12 @@ class LocalNet:
                     str(self.args.seed),
                     "--size",
                     str(self.args.tweets),
+                    # A pm2 restart serves the same tweets: the corpus ends at the hour the
+                    # network was prepared, and what it minted since is replayed.
+                    "--end",
+                    datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat(),
+                    "--journal",
+                    str(self.dir / "x-journal"),
                 ],
             },
             {
@@ -838,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         config = asyncio.run(prepare(args))
         print(
             f"prepared a dev network in {config.parent}\n  pm2 start {config}\n"
-            f"  python -m d3.localnet --leaderboard {config.parent}\n"
+            f"  {ROOT / 'scripts' / 'localnet'} --leaderboard {config.parent}\n"
             f"  pm2 delete {config}"
         )
         return 0

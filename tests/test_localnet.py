@@ -193,6 +193,11 @@ def test_prepare_writes_a_pm2_file_of_real_processes(tmp_path):
         args = by_name[f"d3-local-{name}"]["args"]
         assert Path(args[0]).name in ("miner.py", "validator.py") and Path(args[0]).exists()
         assert args[args.index("--subtensor.network") + 1] == f"dev:{target}/chain.sqlite"
+    # A pm2 restart of the local X serves the same tweets (pinned corpus, journal of mints),
+    # and the printed board command works as printed, outside the venv too.
+    x_args = by_name["d3-local-x"]["args"]
+    assert x_args[x_args.index("--journal") + 1] == f"{target}/x-journal" and "--end" in x_args
+    assert f"scripts/localnet --leaderboard {target}" in done.stdout
     # The chain is ready: every neuron is registered before pm2 starts anything.
     board = subprocess.run(
         [
