@@ -4,7 +4,7 @@
 
 The whole string is at most 128 bytes (one Raw field of the commitments pallet). The hash
 is base64url rather than hex to leave 79 bytes for the locator. Decoding never raises on
-bad input from chain: it returns a `CommitmentError` value with a one-line reason, so a
+bad input from chain: it returns a `UnreadableCommitment` value with a one-line reason, so a
 garbage commitment costs the validator a log line and nothing more.
 """
 
@@ -87,7 +87,7 @@ class Commitment:
 
 
 @dataclass(frozen=True)
-class CommitmentError:
+class UnreadableCommitment:
     """Why a commitment string was not understood (a value, not an exception)."""
 
     reason: str
@@ -120,33 +120,35 @@ def parse_locator(text: str) -> Locator:
     raise ValueError(f"locator {text[:40]!r} is not https://, http://, hf:, s3:// or file://")
 
 
-def decode_commitment(raw: str | bytes) -> Commitment | CommitmentError:
-    """Decode a commitment read from chain; any other bytes give a CommitmentError."""
+def decode_commitment(raw: str | bytes) -> Commitment | UnreadableCommitment:
+    """Decode a commitment read from chain; any other bytes give a UnreadableCommitment."""
     try:
         if isinstance(raw, bytes | bytearray):
             if len(raw) > MAX_COMMITMENT_BYTES:
-                return CommitmentError(
+                return UnreadableCommitment(
                     f"commitment is {len(raw)} bytes, over {MAX_COMMITMENT_BYTES}"
                 )
             raw = bytes(raw).decode("ascii")
         if len(raw.encode("utf-8", "replace")) > MAX_COMMITMENT_BYTES:
-            return CommitmentError(f"commitment is over {MAX_COMMITMENT_BYTES} bytes")
+            return UnreadableCommitment(f"commitment is over {MAX_COMMITMENT_BYTES} bytes")
         tag, sep, rest = raw.partition(":")
         if not sep or tag != VERSION_TAG:
             shown = tag[:16].encode("ascii", "backslashreplace").decode()
-            return CommitmentError(f"not a D3 commitment (tag {shown!r}, want {VERSION_TAG!r})")
+            return UnreadableCommitment(
+                f"not a D3 commitment (tag {shown!r}, want {VERSION_TAG!r})"
+            )
         digest, sep, locator_text = (
             rest[:_HASH_B64_LEN],
             rest[_HASH_B64_LEN : _HASH_B64_LEN + 1],
             rest[_HASH_B64_LEN + 1 :],
         )
         if sep != ":" or len(digest) != _HASH_B64_LEN:
-            return CommitmentError("commitment hash field is not 43 base64url characters")
+            return UnreadableCommitment("commitment hash field is not 43 base64url characters")
         manifest_hash = base64.urlsafe_b64decode(digest + "=").hex()
         if base64.urlsafe_b64encode(bytes.fromhex(manifest_hash)).rstrip(b"=").decode() != digest:
-            return CommitmentError("commitment hash is not canonical base64url")
+            return UnreadableCommitment("commitment hash is not canonical base64url")
         return Commitment(manifest_hash, parse_locator(locator_text))
     except UnicodeDecodeError:
-        return CommitmentError("commitment is not ASCII text")
+        return UnreadableCommitment("commitment is not ASCII text")
     except (binascii.Error, ValueError) as exc:
-        return CommitmentError(f"bad commitment: {exc}")
+        return UnreadableCommitment(f"bad commitment: {exc}")

@@ -150,7 +150,8 @@ class NeuronBaseConfig(BaseModel):
 
 
 class ConfigError(ValueError):
-    """A flag or environment value is invalid; the message is one line for the operator."""
+    """The configuration cannot work: a flag or environment value is invalid, or flags do
+    not fit together; the message is one line for the operator, naming what to change."""
 
 
 def _flags(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:

@@ -6,8 +6,8 @@ import pytest
 from d3.commitment import (
     MAX_COMMITMENT_BYTES,
     Commitment,
-    CommitmentError,
     LocatorKind,
+    UnreadableCommitment,
     decode_commitment,
     parse_locator,
 )
@@ -93,7 +93,7 @@ def test_128_byte_limit():
     assert len(Commitment(HASH, parse_locator(fits)).encode()) == MAX_COMMITMENT_BYTES
     with pytest.raises(ValueError, match="shorten the locator"):
         Commitment(HASH, parse_locator(fits + "p")).encode()
-    assert isinstance(decode_commitment("d3.1:" + "A" * 200), CommitmentError)
+    assert isinstance(decode_commitment("d3.1:" + "A" * 200), UnreadableCommitment)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_bad_locators_are_refused(bad):
         parse_locator(bad)
     encoded = "d3.1:" + "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg:" + bad
     result = decode_commitment(encoded)
-    assert isinstance(result, CommitmentError) and result.reason
+    assert isinstance(result, UnreadableCommitment) and result.reason
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_bad_locators_are_refused(bad):
 )
 def test_garbage_returns_an_error_value(raw):
     result = decode_commitment(raw)
-    assert isinstance(result, CommitmentError)
+    assert isinstance(result, UnreadableCommitment)
     assert "\n" not in result.reason and result.reason
 
 
@@ -142,6 +142,6 @@ def test_random_bytes_never_raise():
     rng = random.Random(0)
     for _ in range(2000):
         raw = rng.randbytes(rng.randint(0, 160))
-        assert isinstance(decode_commitment(raw), (Commitment, CommitmentError))
+        assert isinstance(decode_commitment(raw), (Commitment, UnreadableCommitment))
     for _ in range(200):
-        assert isinstance(decode_commitment(os.urandom(40).hex()), CommitmentError)
+        assert isinstance(decode_commitment(os.urandom(40).hex()), UnreadableCommitment)

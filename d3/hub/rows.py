@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from d3.chain.interface import Chain
-from d3.commitment import CommitmentError, Locator, decode_commitment
+from d3.commitment import Locator, UnreadableCommitment, decode_commitment
 from d3.hub.decisions import Accepted
 from d3.hub.errors import RowsUnavailable
 from d3.hub.schema import HUB_SCHEMA, with_provenance
@@ -89,7 +89,7 @@ class RowSource:
                 f"no commitment of {accepted.hotkey[:10]} at block {accepted.block} on chain"
             )
         decoded = decode_commitment(record.data)
-        if isinstance(decoded, CommitmentError):
+        if isinstance(decoded, UnreadableCommitment):
             raise RowsUnavailable(f"commitment at block {accepted.block}: {decoded.reason}")
         if decoded.manifest_sha256 != accepted.manifest_sha256:
             raise RowsUnavailable(

@@ -29,7 +29,7 @@ from pydantic import Field, SecretStr
 from d3.chain.interface import Chain, ChainUnreachable, ChainVerdict, SubnetNotFound
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.commitment import Commitment, decode_commitment
-from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.config import DEV_FLAG, ConfigError, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.logs import setup_logging
 from d3.metrics import Health, MetricsServer, MinerMetrics
 from d3.miner.hosts import DatasetHost, HostError, HuggingFaceHost, LocalDirHost, S3Host
@@ -88,14 +88,10 @@ class MinerConfig(NeuronBaseConfig):
     host: HostSection = HostSection()
 
 
-class ConfigProblem(Exception):
-    """The configuration cannot work; the message tells the operator what to change."""
-
-
 def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
     if config.kind in ("copier", "fabricator", "diluter"):
         if not dev_chain:
-            raise ConfigProblem(f"source kind {config.kind} exists only to demo a dev chain")
+            raise ConfigError(f"source kind {config.kind} exists only to demo a dev chain")
         from d3.dev.adversaries import CopySource, DilutingSource, FabricatingSource
 
         if config.kind == "fabricator":
@@ -103,7 +99,7 @@ def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
         if config.kind == "diluter":  # 10% invented tweets mixed into real X API ones
             return DilutingSource(build_source(config.model_copy(update={"kind": "x_api"}), True))
         if not config.copy_from:
-            raise ConfigProblem("--source.copy_from is required for the copier")
+            raise ConfigError("--source.copy_from is required for the copier")
         return CopySource(expand(config.copy_from))
     try:
         return build_real_source(
@@ -115,18 +111,18 @@ def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
             apify_token=config.apify_token.get_secret_value(),
         )
     except SourceConfigError as error:
-        raise ConfigProblem(str(error)) from None
+        raise ConfigError(str(error)) from None
 
 
 def build_host(config: HostSection, dev_chain: bool) -> DatasetHost:
     if config.kind == "dir":
         if config.locator is None and not dev_chain:
-            raise ConfigProblem(
+            raise ConfigError(
                 "--host.locator is required: the public https:// URL where --host.dir is served"
             )
         return LocalDirHost(expand(config.dir), config.locator)
     if config.locator is None:
-        raise ConfigProblem(f"--host.locator is required for host kind {config.kind}")
+        raise ConfigError(f"--host.locator is required for host kind {config.kind}")
     if config.kind == "s3":
         return S3Host(config.locator, endpoint_url=config.s3_endpoint)
     token = config.hf_token.get_secret_value() or None
@@ -326,7 +322,7 @@ async def amain(config: MinerConfig) -> int:
         # The longest commitment this locator can make must fit the chain's 128 bytes.
         Commitment("0" * 64, host.locator).encode()
         plan = build_plan(config.source.query_plan)
-    except (ConfigProblem, QueryPlanError, HostError, ValueError, OSError) as error:
+    except (ConfigError, QueryPlanError, HostError, ValueError, OSError) as error:
         logger.error("cannot start: {}", error)
         return 1
     store_path = expand(config.neuron.store_path)
@@ -381,7 +377,7 @@ async def amain(config: MinerConfig) -> int:
                 )
             logger.info("miner stopped")
             return 0
-    except (ChainUnreachable, SubnetNotFound, ConfigProblem) as error:
+    except (ChainUnreachable, SubnetNotFound, ConfigError) as error:
         logger.error("cannot start: {}", error)
         return 1
     finally:
@@ -397,7 +393,7 @@ def serve_metrics(config: MinerConfig, metrics: MinerMetrics, health: Health):
     try:
         server = MetricsServer(metrics.registry, health, config.metrics.host, config.metrics.port)
     except OSError as error:
-        raise ConfigProblem(
+        raise ConfigError(
             f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: "
             f"{error.strerror or error}"
         ) from None

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from loguru import logger
 
 from d3.chain.interface import Chain, ChainVerdict, CommitmentRecord, MetagraphSnapshot
-from d3.commitment import CommitmentError, decode_commitment
+from d3.commitment import UnreadableCommitment, decode_commitment
 from d3.validator.audit import AuditResult, allot, draw, seed_of, table_to_bytes
 from d3.validator.history import new_commitments
 from d3.validator.index import TweetIndex
@@ -87,7 +87,7 @@ class RoundRunner:
             manifests = {}
             for record in records:
                 decoded = decode_commitment(record.data)
-                if not isinstance(decoded, CommitmentError):
+                if not isinstance(decoded, UnreadableCommitment):
                     manifests[(record.hotkey, record.block)] = decoded.manifest_sha256
             await self.state.enqueue(records, manifests)
 
@@ -138,7 +138,7 @@ class RoundRunner:
     ) -> WorkItem | Verdict:
         """A work item, or the verdict of a commitment that needs no work."""
         decoded = decode_commitment(record.data)
-        if isinstance(decoded, CommitmentError):
+        if isinstance(decoded, UnreadableCommitment):
             return Verdict(record.block, False, decoded.reason, False)
         sha = decoded.manifest_sha256
         earlier = await self.state.judgement(record.hotkey, sha)
