@@ -280,8 +280,8 @@ class MeteredHost:
         except Exception:
             self._metrics.uploads.labels("failed").inc()
             raise
+        self._metrics.upload_bytes.inc(len(data))  # before the count a reader polls for
         self._metrics.uploads.labels("ok").inc()
-        self._metrics.upload_bytes.inc(len(data))
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -322,12 +322,13 @@ class Validator:
                     if due and not behind:
                         scores = await self.runner.scores(graph)
                         verdict = await self.runner.set_weights(scores, VERSION_KEY)
+                        if verdict.ok:  # the gauge first: a reader polls the counter
+                            last_weights = verdict.block or graph.block
+                            metrics.last_weights_block.set(last_weights)
                         metrics.weight_sets.labels(
                             "ok" if verdict.ok else verdict.code or "refused"
                         ).inc()
                         if verdict.ok:
-                            last_weights = verdict.block or graph.block
-                            metrics.last_weights_block.set(last_weights)
                             await self.runner.state.set_meta(
                                 "last_weights_block", str(last_weights)
                             )
@@ -337,7 +338,7 @@ class Validator:
                             )
                             log.info("weights it would have set: {}", shown or "none")
                 await self._observe(graph, scores, report)
-                metrics.rounds.labels("ok").inc()
+                metrics.rounds.labels("ok").inc()  # last: a round counted is one observed
                 self._redis_down_since = None
                 if report is not None and not report.caught_up:
                     self.health.beat(self.LOOP)

@@ -114,6 +114,8 @@ def test_metrics_move_healthz_fails_when_stuck_and_the_leaderboard_is_the_scores
             f = _families(url)
             index = _value(f, "d3_validator_index_credited_ids")  # set after the round
             done = _value(f, "d3_validator_manifests_accepted") >= 2 and index > 0
+            # The round is counted after its gauges are set: a scrape in between sees both.
+            done = done and _value(f, "d3_validator_rounds", outcome="ok") >= 1
             return f if done else None
 
         families = poll(observed, "two accepted manifests in /metrics", alive=alive)
