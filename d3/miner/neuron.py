@@ -49,8 +49,8 @@ class MinerNeuronSection(Section):
     commit_interval: int = Field(50, gt=0, description="blocks between publications")
     store_path: str = Field("~/.d3/miner/store.sqlite", description="the miner's tweet store")
     max_rows: int | None = Field(5_000_000, gt=0, description="store bound (published rows)")
-    batch_rows: int = Field(200_000, gt=0, description="most rows per publication")
-    shard_rows: int = Field(100_000, gt=0, description="rows per Parquet shard")
+    batch_rows: int = Field(Publisher.BATCH_ROWS, gt=0, description="most rows per publication")
+    shard_rows: int = Field(Publisher.SHARD_ROWS, gt=0, description="rows per Parquet shard")
 
 
 class SourceSection(Section):

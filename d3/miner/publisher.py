@@ -50,6 +50,9 @@ def _staged_key(batch_id: int) -> str:
 
 
 class Publisher:
+    BATCH_ROWS = 200_000  # the defaults, here and for the miner's flags
+    SHARD_ROWS = 100_000
+
     def __init__(
         self,
         store: TweetStore,
@@ -58,8 +61,8 @@ class Publisher:
         signer: Signer,
         netuid: int,
         staging_dir: str | Path,
-        batch_rows: int = 200_000,
-        shard_rows: int = 100_000,
+        batch_rows: int = BATCH_ROWS,
+        shard_rows: int = SHARD_ROWS,
         upload_retries: int = 4,
     ):
         self.store = store

@@ -37,7 +37,7 @@ class NotYetAvailable(FetchError):
 
 @dataclass(frozen=True)
 class FetchLimits:
-    deadline_s: float = 60.0  # whole fetch, including retries
+    deadline_s: float = 120.0  # whole fetch, including retries
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     retries: int = 2

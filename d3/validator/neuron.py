@@ -72,7 +72,9 @@ class ValidatorNeuronSection(Section):
     poll_blocks: int = Field(5, gt=0, description="read commitments every N blocks")
     weights_interval: int = Field(100, gt=0, description="set weights every N blocks at most")
     concurrency: int = Field(8, gt=0, le=64, description="miners fetched in parallel")
-    grace_blocks: int = Field(50, ge=0, description="blocks a miner has to upload after commit")
+    grace_blocks: int = Field(
+        PipelineLimits.grace_blocks, ge=0, description="blocks a miner has to upload after commit"
+    )
     round_seconds: float = Field(
         600,
         gt=0,
@@ -111,8 +113,8 @@ class VerifySection(Section):
 
 class FetchSection(Section):
     max_shard_bytes: int = Field(256 * 1024 * 1024, gt=0, description="largest shard fetched")
-    max_rows: int = Field(2_000_000, gt=0, description="most rows per commitment")
-    deadline_s: float = Field(120, gt=0, description="time allowed for one file")
+    max_rows: int = Field(PipelineLimits.max_rows, gt=0, description="most rows per commitment")
+    deadline_s: float = Field(FetchLimits.deadline_s, gt=0, description="time allowed for one file")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint for s3:// data")
     allow_private_hosts: bool = Field(
         False,
