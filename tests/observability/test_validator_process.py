@@ -24,7 +24,7 @@ from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
 from d3.validator.state import ValidatorState
 from tests.validator.conftest import NETUID
-from tests.validator.helpers import write_dataset
+from tests.validator.helpers import register_and_publish
 
 from .conftest import free_port, get, get_json, poll
 
@@ -33,16 +33,7 @@ STALE_S = 4
 
 
 async def _register_and_publish(net, datasets: dict[str, list[pa.Table]]) -> None:
-    async with bt.Subtensor("local", substrate=net.dev) as client:
-        validator = await net.chain(client, "validator")
-        assert (await validator.register()).ok
-        net.dev.set_stake(validator.hotkey, 10**12)
-        for name, tables in datasets.items():
-            chain = await net.chain(client, name)
-            assert (await chain.register()).ok
-            published = write_dataset(net.data_dir / name, net.wallet(name).hotkey, NETUID, tables)
-            assert (await chain.commit(published.commitment)).ok
-    net.dev.advance(1)
+    await register_and_publish(net, NETUID, datasets)
 
 
 def _validator(net, redis_url: str, port: int, log: Path) -> subprocess.Popen:

@@ -59,3 +59,20 @@ class TruthLookup:
             return LookupAnswer(found={}, failed=set(ids))
         found = {i: self.truth[i] for i in ids if i in self.truth}
         return LookupAnswer(found=found, missing={i for i in ids if i not in self.truth})
+
+
+async def register_and_publish(net, netuid: int, datasets: dict[str, list[pa.Table]]) -> None:
+    """Register a staked validator and one miner per dataset on the dev chain, publish each
+    miner's tables and commit them; then one block, so the commitments are history."""
+    import bittensor as bt
+
+    async with bt.Subtensor("local", substrate=net.dev) as client:
+        validator = await net.chain(client, "validator")
+        assert (await validator.register()).ok
+        net.dev.set_stake(validator.hotkey, 10**12)
+        for name, tables in datasets.items():
+            chain = await net.chain(client, name)
+            assert (await chain.register()).ok
+            published = write_dataset(net.data_dir / name, net.wallet(name).hotkey, netuid, tables)
+            assert (await chain.commit(published.commitment)).ok
+    net.dev.advance(1)

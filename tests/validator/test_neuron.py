@@ -11,7 +11,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import bittensor as bt
 import pyarrow as pa
 import pytest
 import redis.asyncio as aioredis
@@ -20,7 +19,7 @@ from d3.dev.synthetic import synthetic_table
 from d3.validator.index import TweetIndex
 
 from .conftest import NETUID, run
-from .helpers import write_dataset
+from .helpers import register_and_publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,17 +40,7 @@ def _validator_args(net, redis_url: str, *extra: str) -> list[str]:
 
 
 async def _register_and_publish(net, datasets: dict[str, list[pa.Table]]) -> None:
-    async with bt.Subtensor("local", substrate=net.dev) as client:
-        validator = await net.chain(client, "validator")
-        assert (await validator.register()).ok
-        net.dev.set_stake(validator.hotkey, 10**12)
-        for name, tables in datasets.items():
-            chain = await net.chain(client, name)
-            assert (await chain.register()).ok
-            wallet = net.wallet(name)
-            published = write_dataset(net.data_dir / name, wallet.hotkey, NETUID, tables)
-            assert (await chain.commit(published.commitment)).ok
-    net.dev.advance(1)
+    await register_and_publish(net, NETUID, datasets)
 
 
 async def _credits(redis_url: str) -> dict[str, int]:
