@@ -22,7 +22,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["d3", "d3.*", "scraping", "scraping.*"]),
     # The real runtime metadata the dev chain's codec loads (d3/dev/codec.py).
-    package_data={"d3.dev": ["metadata/*.scale.gz", "metadata/README.md"]},
+    package_data={
+        "d3.dev": ["metadata/*.scale.gz", "metadata/README.md"],
+        # The dashboard's pages load nothing from the internet: its assets ship here.
+        "d3.web": ["static/*.js", "static/*.css", "static/vendor/*"],
+    },
     install_requires=requirements("requirements.txt"),
     extras_require={
         "dev": requirements("requirements-dev.txt"),

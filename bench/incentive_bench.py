@@ -14,8 +14,8 @@ is about, the weight, by driving the project's own code over simulated days:
   `CandidateSet` holding a small pyarrow table of IDs; `draw` picks the sample;
 - X is simulated: a real tweet is found unless deleted (probability `--deletion`), an
   invented one never; the answer becomes an `AuditResult`, its `factor`, and the
-  credibility verdict `RoundRunner._audit_period` makes of it (failed above
-  `MAX_MISSING_SHARE`, weight = the number of audited commitments);
+  credibility verdict `RoundRunner._audit_period` makes of it (`AuditResult.failed`: above
+  `MAX_MISSING_SHARE`; one verdict per audited miner-period);
 - credit is `windowed_unique` with those factors, credibility the EMA of the window's
   verdicts (`window_credibility`, folded on with `update_credibility` between weight
   settings of one period), and weights `exponential_weights` of unique x credibility:
@@ -106,7 +106,6 @@ from d3.validator.scoring import (
     windowed_unique,
 )
 from d3.validator.state import Verdict, window_credibility
-from d3.validator.verifier import MAX_MISSING_SHARE
 
 SHARES = (0.0, 0.01, 0.05, 0.10, 0.20, 0.50, 1.0)
 FOUND, DELETED, INVENTED = 0, 1, 2  # the low bits of a simulated tweet ID: what X says
@@ -226,8 +225,7 @@ class Stream:
             new = sorted((*self.ingest[self._i_ingest : hi], *new_audits), key=lambda v: v.block)
             for verdict in new:
                 if verdict.counts:
-                    for _ in range(verdict.weight):
-                        self._cred = update_credibility(self._cred, verdict.accepted)
+                    self._cred = update_credibility(self._cred, verdict.accepted)
         self._since, self._upto = since, block
         self._i_ingest = bisect.bisect_right(self.ingest_blocks, block)
         self._i_audit = sum(1 for v in self.audits if v.block <= block)
@@ -337,15 +335,10 @@ def ask_x(drawn: tuple[pa.Table | None, int]) -> AuditResult:
     return AuditResult(len(ids) + unverifiable, found, 0, "", len(set(ids)) + unverifiable)
 
 
-def audit_verdict(result: AuditResult, block: int, pool_size: int, period: int) -> Verdict:
+def audit_verdict(result: AuditResult, block: int, period: int) -> Verdict:
     """The credibility verdict `RoundRunner._audit_period` records for an audit result,
-    at `block` (`Sim.verdict_block`), speaking for every audited commitment."""
-    failed = (
-        bool(result.altered)
-        or result.checked == 0
-        or (result.checked - result.found > MAX_MISSING_SHARE * result.checked)
-    )
-    return Verdict(block, not failed, f"audit of period {period}", True, weight=max(1, pool_size))
+    at `block` (`Sim.verdict_block`): one per audited miner-period."""
+    return Verdict(block, not result.failed, f"audit of period {period}", True)
 
 
 class Run:
@@ -484,7 +477,7 @@ class Run:
         if key not in self.honest_audits:
             pool = self.honest_pools[hotkey][period]
             result = ask_x(draw(pool, size, seed_of(self.seed, "honest", hotkey, period)))
-            verdict = audit_verdict(result, self.sim.verdict_block(period), len(pool), period)
+            verdict = audit_verdict(result, self.sim.verdict_block(period), period)
             self.honest_audits[key] = (result, verdict)
         return self.honest_audits[key]
 
@@ -519,9 +512,7 @@ class Run:
     def audit(self, period: int) -> None:
         """Every replica's audit of `period` at its seed block (`_audit_period`)."""
         block = self.sim.verdict_block(period)
-        self.clean.audits.append(
-            Verdict(block, True, f"audit of period {period}", True, weight=self.sim.commits)
-        )
+        self.clean.audits.append(Verdict(block, True, f"audit of period {period}", True))
         for cheater in self.cheaters:
             index, sizes = self.allotment(period, cheater.credits.get(period, 0))
             cheater.honest_allot[period] = index
@@ -530,7 +521,7 @@ class Run:
             pool = cheater.pools.get(period, [])
             seed = seed_of(self.seed, cheater.config.name, cheater.replica, period)
             result = ask_x(draw(pool, sizes[CHEATER], seed))
-            verdict = audit_verdict(result, block, len(pool), period)
+            verdict = audit_verdict(result, block, period)
             cheater.factors[period] = result.factor
             cheater.evidence[period] = result.evidence
             cheater.stream.audits.append(verdict)

@@ -8,7 +8,7 @@ The path a miner runs for every tweet it earns credit for, stage by stage:
               transaction per page)
 4. publish    `claim_batch` + `encode_shard` (+ `mark_published`) in shard-sized batches
 
-Pages are built from `scraping.x_corpus.Corpus` (the local X server's corpus: replies,
+Pages are built from `d3.dev.x_corpus.Corpus` (the local X server's corpus: replies,
 quotes, retweets, media, long posts), shaped as a search response with the fields and
 expansions XApiSource requests, and JSON-encoded a chunk at a time outside the timed
 regions, so generation never counts and never holds all tweets in memory at once.
@@ -38,10 +38,10 @@ from typing import Any
 
 from loguru import logger
 
+from d3.dev.x_corpus import Corpus
 from d3.miner.store import TweetStore
 from d3.shards import encode_shard
 from scraping.normalize import TWEET_FIELDS, normalize_payload, normalize_tweet
-from scraping.x_corpus import Corpus
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 # Each chunk gets its own hour, so chunks never share a tweet ID.

@@ -4,7 +4,7 @@
 
 The whole string is at most 128 bytes (one Raw field of the commitments pallet). The hash
 is base64url rather than hex to leave 79 bytes for the locator. Decoding never raises on
-bad input from chain: it returns a `UnreadableCommitment` value with a one-line reason, so a
+bad input from chain: it returns an `UnreadableCommitment` value with a one-line reason, so a
 garbage commitment costs the validator a log line and nothing more.
 """
 
@@ -121,7 +121,7 @@ def parse_locator(text: str) -> Locator:
 
 
 def decode_commitment(raw: str | bytes) -> Commitment | UnreadableCommitment:
-    """Decode a commitment read from chain; any other bytes give a UnreadableCommitment."""
+    """Decode a commitment read from chain; any other bytes give an UnreadableCommitment."""
     try:
         if isinstance(raw, bytes | bytearray):
             if len(raw) > MAX_COMMITMENT_BYTES:

@@ -20,9 +20,11 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from d3.errors import first_error
 
 ENV_PREFIX = "D3_"
 _NETWORKS = ("finney", "test", "local", "archive")
@@ -175,10 +177,16 @@ def _is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
-# Choices and flags that exist only to demo a dev chain: listed in --help only there.
+def _choices(annotation: Any) -> list[str]:
+    """The strings of a Literal, also of one in `Literal[...] | None`."""
+    args = get_args(annotation)
+    inner = [a for arg in args for a in (get_args(arg) if get_origin(arg) is Literal else (arg,))]
+    return [c for c in inner if isinstance(c, str)]
+
+
+# Flags that exist only to demo a dev chain: listed in --help only there.
 DEV_ONLY = "dev_only"
 DEV_FLAG = {DEV_ONLY: True}  # a field's json_schema_extra: listed only on dev chains
-DEV_ONLY_CHOICES = frozenset({"copier", "fabricator", "diluter"})
 _SIZE_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 
 
@@ -203,8 +211,9 @@ def _shown_default(dotted: str, field: Any) -> str:
 def build_parser(
     model: type[BaseModel], prog: str, description: str, dev: bool = False
 ) -> argparse.ArgumentParser:
-    """Flags grouped by section, each with its choices and its default; flags and choices
-    that only make sense on a dev chain are listed only when `dev`."""
+    """Flags grouped by section, each with its choices and its default; flags that only
+    make sense on a dev chain are listed only when `dev` (dev roles are such flags, never
+    choices of a production flag)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
@@ -223,10 +232,9 @@ def build_parser(
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         hidden = bool(extra.get(DEV_ONLY)) and not dev
         help_text = (field.description or "").replace("%", "%%")
-        choices = [c for c in get_args(field.annotation) if isinstance(c, str)]
+        choices = _choices(field.annotation)
         if choices:
-            shown = [c for c in choices if dev or c not in DEV_ONLY_CHOICES]
-            help_text += f"; one of: {', '.join(shown)}"
+            help_text += f"; one of: {', '.join(choices)}"
         help_text += f" (default: {_shown_default(dotted, field)})"
         options: dict[str, Any] = {
             "dest": dotted,
@@ -314,13 +322,12 @@ def load_config(
     try:
         return model.model_validate(_nest(flat))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        dotted = ".".join(str(p) for p in first["loc"])
-        where = origin.get(dotted, f"--{dotted}")
+        first = first_error(exc)
+        where = origin.get(first.where, f"--{first.where}")
         fields = dict(_flags(model))
-        shown = dotted in flat and not _is_secret(fields[dotted].annotation)
-        given = f" (got {first['input']!r})" if shown else ""
-        raise ConfigError(f"{where}: {first['msg']}{given}") from None
+        shown = first.where in flat and not _is_secret(fields[first.where].annotation)
+        given = f" (got {first.input!r})" if shown else ""
+        raise ConfigError(f"{where}: {first.raw_message}{given}") from None
 
 
 def parse_or_exit(

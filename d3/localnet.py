@@ -45,13 +45,14 @@ from d3.dev.chain_state import SubnetParams
 from d3.dev.redis_server import find_redis_server, free_port, start_redis
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
+from d3.dev.x_server import DEFAULT_TOKEN, LocalXServer
 from d3.hub.localnet import build_localnet_hub
 from d3.manifest import parse_manifest
 from d3.redis_url import connect_redis
+from d3.validator import leaderboard as leaderboards
 from d3.validator.history import hotkey_history
 from d3.validator.neuron import ValidatorConfig, build_runner
 from d3.validator.rounds import RoundRunner
-from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
 
 NETUID = 1
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,14 +83,23 @@ Say = Callable[..., None]
 
 @dataclass
 class MinerRow:
+    """One miner as the first validator's leaderboard read model has it
+    (`d3/validator/leaderboard.py`, the numbers that set its weights and the ones the
+    dashboard shows), with what only a local network knows: its role, the rows it
+    committed and how many of them the local X never had."""
+
     uid: int
     hotkey: str
     role: str
     committed: int
     unique: int  # credited as scoring counts it: in the window, audited, times found share
     credibility: float
-    weight: float
+    weight: float  # this validator's weight for it on chain, normalised
     invented: int | None = None  # committed tweets the local X never had (None: unknown)
+    rank: int = 0
+    noise: float = 0.0
+    score: float = 0.0
+    next_weight: float = 0.0  # what the validator would set now (the board's `weight`)
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class ValidatorWeights:
 class Report:
     miners: list[MinerRow]
     validators: list[ValidatorWeights]
+    shown: bool = field(default=False, compare=False)  # printed already (--hold)
 
     @property
     def weights_identical(self) -> bool:
@@ -252,8 +263,15 @@ class LocalNet:
         """name -> argv of every validator. One redis-server, one keyspace each."""
         out = {}
         for spec in self.validators:
+            dashboard = []
+            port = getattr(self.args, "dashboard", None)
+            if port and spec is self.validators[0]:
+                dashboard = ["--dashboard.port", str(port)]
+                if getattr(self.args, "hub", None):
+                    dashboard += ["--dashboard.hub", str(self.args.hub)]
             out[spec.name] = [
                 *self._argv(spec.name, "validator.py"),
+                *dashboard,
                 "--redis.url",
                 redis_url,
                 "--redis.prefix",
@@ -302,17 +320,18 @@ class LocalNet:
                 "--source.query_plan",
                 str(plan),
             ]
+            # The dishonest roles are a dev-only flag of the real miner, not source kinds.
             if role == "copier":
                 argv += [
-                    "--source.kind",
+                    "--source.adversary",
                     "copier",
                     "--source.copy_from",
                     str(self.dir / "hosts" / "miner0"),
                 ]
             elif role == "fabricator":
-                argv += ["--source.kind", "fabricator"]
+                argv += ["--source.adversary", "fabricator"]
             elif role == "diluter":  # scrapes like an honest miner, invents 10% on top
-                argv += ["--source.kind", "diluter"]
+                argv += ["--source.adversary", "diluter"]
             out[name] = argv
         return out
 
@@ -366,7 +385,7 @@ class LocalNet:
                 "script": sys.executable,
                 "args": [
                     "-m",
-                    "scraping.local_x_server",
+                    "d3.dev.x_server",
                     "--port",
                     str(x_port),
                     "--live-rate",
@@ -497,7 +516,7 @@ class LocalNet:
 
     @contextlib.asynccontextmanager
     async def runners(
-        self, client: bt.Client, commands: Mapping[str, list[str]]
+        self, client: bt.Client, commands: Mapping[str, list[str]], only: str | None = None
     ) -> AsyncIterator[list[tuple[ValidatorSpec, RoundRunner]]]:
         """Each validator's RoundRunner, built by the validator's own `build_runner` from
         the validator's own argv: its keyspace, its hotkey and the ScoringParams it runs
@@ -505,6 +524,8 @@ class LocalNet:
         async with contextlib.AsyncExitStack() as stack:
             out = []
             for spec in self.validators:
+                if only is not None and spec.name != only:
+                    continue
                 try:
                     config = load_config(
                         ValidatorConfig, commands[spec.name][2:], prog="validator.py"
@@ -642,33 +663,41 @@ class LocalNet:
     async def leaderboard(
         self,
         dev: DevSubstrate,
+        commands: Mapping[str, list[str]],
         validators: list[ValidatorWeights],
         real_ids: set[int] | None = None,
     ) -> list[MinerRow]:
-        """The board as the first validator scores it (the numbers that set its weights:
-        audited credit in the window, credibility), with the weights it set on chain."""
+        """The board of the first validator at the block the validators were compared at:
+        its leaderboard read model (the one its dashboard and `/leaderboard.json` serve,
+        built by its own `build_runner`), with its weights on chain as they are now."""
         first = validators[0]
-        async with bt.Subtensor("local", substrate=dev) as client:
-            graph = await client.subnets.metagraph(NETUID, commitments=False)
-            matrix = await client.weights.weights(NETUID)
-        hotkeys = {dev_wallet(self.wallets, n).hotkey.ss58_address: n for n in self.roles}
-        validator_uid = graph.by_hotkey(first.hotkey).uid
-        weights = matrix.get(validator_uid, {})
+        async with (
+            bt.Subtensor("local", substrate=dev) as client,
+            self.runners(client, commands, only=first.name) as runners,
+        ):
+            [(_, runner)] = runners
+            graph = await runner.chain.metagraph(first.block)
+            board = await leaderboards.read(runner, graph)
+        names = {dev_wallet(self.wallets, n).hotkey.ss58_address: n for n in self.roles}
         rows = []
-        for neuron in graph.neurons:
-            name = hotkeys.get(neuron.hotkey)
-            if name is None:
+        for row in board.rows:
+            name = names.get(row.hotkey)
+            if name is None:  # a validator
                 continue
             rows.append(
                 MinerRow(
-                    uid=neuron.uid,
-                    hotkey=neuron.hotkey,
+                    uid=row.uid,
+                    hotkey=row.hotkey,
                     role=self.roles[name],
                     committed=self.committed_rows(name),
-                    unique=first.unique.get(neuron.uid, 0),
-                    credibility=round(first.credibility.get(neuron.uid, 1.0), 4),
-                    weight=round(weights.get(neuron.uid, 0.0), 4),
+                    unique=row.unique,
+                    credibility=round(row.credibility, 4),
+                    weight=round(row.chain_weight or 0.0, 4),
                     invented=None if real_ids is None else self.invented_rows(name, real_ids),
+                    rank=row.rank,
+                    noise=round(row.noise, 2),
+                    score=round(row.score, 2),
+                    next_weight=round(row.weight, 4),
                 )
             )
         return rows
@@ -676,19 +705,23 @@ class LocalNet:
 
 def render(report: Report) -> str:
     header = (
-        f"{'uid':>3}  {'hotkey':<12} {'role':<10} {'committed':>9} {'invented':>8} "
-        f"{'unique':>7} {'cred':>6} {'weight':>7}"
+        f"{'rank':>4} {'uid':>3}  {'hotkey':<12} {'role':<10} {'committed':>9} {'invented':>8} "
+        f"{'unique':>7} {'cred':>6} {'score':>9} {'next':>6} {'weight':>7}"
     )
     lines = [header, "-" * len(header)]
-    for r in sorted(report.miners, key=lambda r: -r.weight):
+    for r in sorted(report.miners, key=lambda r: (r.rank or 1 << 30, -r.weight, r.uid)):
         invented = "-" if r.invented is None else str(r.invented)
         lines.append(
-            f"{r.uid:>3}  {r.hotkey[:10] + '…':<12} {r.role:<10} {r.committed:>9} {invented:>8} "
-            f"{r.unique:>7} {r.credibility:>6.2f} {r.weight:>7.3f}"
+            f"{r.rank:>4} {r.uid:>3}  {r.hotkey[:10] + '…':<12} {r.role:<10} {r.committed:>9} "
+            f"{invented:>8} {r.unique:>7} {r.credibility:>6.2f} {r.score:>9.1f} "
+            f"{r.next_weight:>6.3f} {r.weight:>7.3f}"
         )
     lines.append(
         "unique: tweets credited as scoring counts them (first committer, in the window, "
-        "audited on X, times the share X found); invented: committed tweets X never had"
+        "audited on X, times the share X found); score: unique less 2 x its sampling noise, "
+        "times credibility; next: the weight the validator would set now; weight: its "
+        "weight on chain; invented: committed tweets X never had. The same read model as "
+        "the validator's dashboard and /leaderboard.json (docs/monitoring.md)."
     )
     lines.append("")
     for v in report.validators:
@@ -764,7 +797,16 @@ async def run(args: argparse.Namespace) -> Report:
                 line += f"; hubs identical across {count} validators: {'yes' if same else 'no'}"
             say(line)
         real = set(x.corpus.ids)  # every tweet the local X ever had, minted ones too
-        return Report(await net.leaderboard(dev, validators, real), validators)
+        report = Report(await net.leaderboard(dev, commands, validators, real), validators)
+        if args.hold:
+            show(report, args.json)  # now, while the network is still up to look at
+            port = args.dashboard
+            where = f": the dashboard is on http://127.0.0.1:{port}/" if port else ""
+            say(f"holding the network up for {args.hold:g} s{where} (Ctrl-C ends it)")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(args.hold)  # a person looks; nothing waits on this
+            report.shown = True
+        return report
     finally:
         net.stop()
         x.stop()
@@ -799,7 +841,7 @@ async def leaderboard_of(args: argparse.Namespace) -> Report:
     dev = DevSubstrate(net.chain_file)
     commands = net.validator_commands(meta.get("x_url", "http://127.0.0.1:1"), meta["redis_url"])
     validators = await net.compare(dev, commands, settle=False)
-    return Report(await net.leaderboard(dev, validators), validators)
+    return Report(await net.leaderboard(dev, commands, validators), validators)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -830,6 +872,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hub", metavar="DIR", help="leave the hub dataset (docs/hub.md) in DIR at the end"
     )
+    parser.add_argument(
+        "--dashboard",
+        metavar="PORT",
+        type=int,
+        default=0,
+        help="serve the first validator's dashboard on 127.0.0.1:PORT (docs/monitoring.md)",
+    )
+    parser.add_argument(
+        "--hold",
+        metavar="SECONDS",
+        type=float,
+        default=0,
+        help="after printing the leaderboard, keep the network up this long to look at",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.miners <= len(TOPICS):
         parser.error(f"--miners must be between 1 and {len(TOPICS)}")
@@ -837,6 +893,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--validators must be between 1 and {MAX_VALIDATORS}")
     if args.blocks < 20 or args.block_time <= 0:
         parser.error("--blocks must be at least 20 and --block-time positive")
+    if not 0 <= args.dashboard <= 65535 or args.hold < 0:
+        parser.error("--dashboard must be a port (0-65535) and --hold not negative")
     for name in ("prepare", "leaderboard", "hub"):  # resolved here, outside the event loop
         if getattr(args, name):
             setattr(args, name, Path(getattr(args, name)).expanduser().resolve())
@@ -854,11 +912,13 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"localnet: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(report.to_json()))
-    else:
-        print(render(report))
+    if not report.shown:
+        show(report, args.json)
     return 0
+
+
+def show(report: Report, as_json: bool) -> None:
+    print(json.dumps(report.to_json()) if as_json else render(report), flush=True)
 
 
 if __name__ == "__main__":

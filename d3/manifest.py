@@ -15,6 +15,7 @@ from typing import Annotated, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from d3 import PROTOCOL_VERSION
+from d3.errors import first_error
 from d3.shards import SHA256_HEX, EncodedShard, sha256_hex
 
 MANIFEST_SUFFIX = ".json"
@@ -148,9 +149,9 @@ def parse_manifest(data: bytes, expected_sha256: str | None = None) -> Manifest:
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ManifestError(f"invalid manifest at {where or 'top'}: {first['msg']}") from None
+        first = first_error(exc)
+        where = first.where or "top"
+        raise ManifestError(f"invalid manifest at {where}: {first.message}") from None
     if manifest.to_bytes() != data:
         # Two encodings of one manifest would have two hashes; only the canonical one counts.
         raise ManifestError("manifest is not in canonical JSON form")

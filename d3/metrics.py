@@ -7,10 +7,10 @@
 
 Nothing here is a module-level singleton: a neuron builds one `MinerMetrics` or
 `ValidatorMetrics` (each with its own registry) and one `Health` at start-up and passes
-them to the code that counts. The server runs in a daemon thread (the standard library's
-threading HTTP server), so a scrape never waits on the neuron's event loop and a stuck
-event loop still answers `/healthz` with 503: it reads only numbers and an immutable
-snapshot that the loop swaps in whole.
+them to the code that counts. The server (`d3/web/server.py`) runs in a daemon
+thread, so a scrape never waits on the neuron's event loop and a stuck event loop still
+answers `/healthz` with 503: it reads only numbers and an immutable snapshot that the
+loop swaps in whole.
 
 It binds 127.0.0.1 unless told otherwise (`--metrics.host`): the leaderboard and the
 counters are harmless, but an operator decides what faces the internet.
@@ -22,13 +22,11 @@ a URL or a free-text reason: those go to the logs), and a line in docs/monitorin
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import (
@@ -41,6 +39,7 @@ from prometheus_client import (
 )
 
 from d3 import __version__
+from d3.web.server import ReadOnlyServer, Request, Response, Route, json_route
 
 
 def _info(registry: CollectorRegistry, role: str) -> None:
@@ -264,11 +263,31 @@ class Health:
         return healthy, {"ok": healthy, "stale_s": self.stale_s, "loops": loops}
 
 
-class MetricsServer:
-    """/metrics, /healthz and any read-only JSON documents, served from a daemon thread.
+def metrics_routes(
+    registry: CollectorRegistry,
+    health: Health,
+    documents: dict[str, Callable[[], Any]] | None = None,
+) -> list[Route]:
+    """/metrics, /healthz and read-only JSON documents (a path -> a function returning a
+    JSON-able snapshot, or None: 503, no round has finished yet)."""
 
-    `documents` maps a path to a function returning a JSON-able value (or None: 503, not
-    ready yet); it runs in the server's thread, so it must only read a snapshot."""
+    def metrics(_: Request) -> Response:
+        return Response(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+
+    def healthz(_: Request) -> Response:
+        healthy, body = health.status()
+        return Response.json(body, 200 if healthy else 503)
+
+    routes = [Route("/metrics", metrics), Route("/healthz", healthz)]
+    for path, read in (documents or {}).items():
+        routes.append(json_route(path, read, "no round has finished yet"))
+    return routes
+
+
+class MetricsServer(ReadOnlyServer):
+    """/metrics, /healthz and any read-only JSON documents, served from a daemon thread
+    (`d3/web/server.py`); `documents` run in the server's thread, so they must only read
+    a snapshot."""
 
     def __init__(
         self,
@@ -278,73 +297,4 @@ class MetricsServer:
         port: int = 0,
         documents: dict[str, Callable[[], Any]] | None = None,
     ):
-        self.registry = registry
-        self.health = health
-        self.documents = dict(documents or {})
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
-                elif path == "/healthz":
-                    healthy, body = server.health.status()
-                    self._json(200 if healthy else 503, body)
-                elif path in server.documents:
-                    document = server.documents[path]()
-                    if document is None:
-                        self._json(503, {"error": "not ready: no round has finished yet"})
-                    else:
-                        self._json(200, document)
-                else:
-                    paths = ["/metrics", "/healthz", *server.documents]
-                    self._json(404, {"error": "not found", "paths": paths})
-
-            def _json(self, status: int, body: Any) -> None:
-                data = json.dumps(body, indent=1, sort_keys=False).encode() + b"\n"
-                self._send(status, "application/json", data)
-
-            def _send(self, status: int, content_type: str, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # scrapes every 15 s would drown the neuron's own log
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://{host}:{port}"
-
-    def start(self) -> MetricsServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="d3-metrics", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(metrics_routes(registry, health, documents), host, port)

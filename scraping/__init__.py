@@ -1,4 +1,5 @@
 """Tweet sources: one TweetSource interface (source.py) for miners' searches and
-validators' look-ups, the X API v2 implementation (x_api.py), the X JSON → TweetRecord
-normaliser (normalize.py), query plans (query_plan.py), and a local X API v2 server for
-tests and local networks (local_x_server.py, x_corpus.py, x_query.py)."""
+validators' look-ups; the X API v2 (x_api.py, with the X JSON → TweetRecord normaliser in
+normalize.py), twscrape and Apify implementations; the rules every source shares
+(common.py); the registry of source kinds (factory.py); and query plans (query_plan.py).
+The local X API server the tests and local networks use is an offline stand-in, in d3/dev/."""

@@ -1,8 +1,8 @@
 """TweetSource over an Apify tweet-scraper Actor, through the optional `apify-client`.
 
 For miners who would rather pay per result than run X accounts. `apify-client` is an
-optional dependency (`pip install apify-client`) imported only when an ApifySource is
-built. Each search or look-up is one Actor run: start it, wait for it to finish, read its
+optional dependency (`pip install 'd3-subnet[apify]'`) imported only when an ApifySource
+is built. Each search or look-up is one Actor run: start it, wait for it to finish, read its
 default dataset.
 
 The Actor is `apidojo/tweet-scraper` ("Tweet Scraper V2") unless `actor_id` says
@@ -59,20 +59,31 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
-from d3.record import INT64_MAX, MAX_LIST_ITEMS, TweetRecord, tweet_url
-from scraping.normalize import is_media_page
+from d3.errors import first_error
+from d3.record import TweetRecord, tweet_url
+from scraping.common import (
+    SearchHits,
+    bounded_query,
+    capped,
+    finish_lookup,
+    is_media_page,
+    optional_id,
+    parse_id,
+    start_lookup,
+)
 from scraping.source import (
     LookupResult,
     SearchResult,
     SourceAuthError,
+    SourceEntry,
     SourceError,
+    SourceSettings,
     SourceUnavailable,
-    in_bounds,
-    require_aware,
+    install_hint,
 )
-from scraping.twscrape_source import search_query
 
-INSTALL_HINT = "pip install apify-client"
+EXTRA = "apify"  # the pip extra (setup.py) that installs apify-client
+INSTALL_HINT = install_hint(EXTRA)
 DEFAULT_ACTOR = "apidojo/tweet-scraper"
 LOOKUP_BATCH = 100  # tweet URLs per look-up run
 Json = Mapping[str, Any]
@@ -87,12 +98,6 @@ def import_apify_client() -> ModuleType:
     return apify_client
 
 
-def _opt_id(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    return int(value)
-
-
 def _created_at(raw: Any) -> datetime:
     """X's legacy format (what most Actors pass through) or ISO 8601."""
     if not isinstance(raw, str) or not raw:
@@ -102,15 +107,11 @@ def _created_at(raw: Any) -> datetime:
     return email.utils.parsedate_to_datetime(raw)
 
 
-def _capped(items: Iterable[Any]) -> list[str]:
-    return [str(item) for item in items if item][:MAX_LIST_ITEMS]
-
-
 def _ref_id(item: Json, *keys: str) -> int | None:
     for key in keys:
         ref = item.get(key)
-        if isinstance(ref, Mapping) and ref.get("id") is not None:
-            return int(ref["id"])
+        if isinstance(ref, Mapping) and (number := optional_id(ref.get("id"))) is not None:
+            return number
     return None
 
 
@@ -154,7 +155,9 @@ def item_to_record(item: Json, source: str = "apify", now: datetime | None = Non
         username = author.get("userName") or author.get("username") or author.get("screen_name")
         if not username or author.get("id") is None:
             raise ValueError("no author id or userName")
-        tweet_id = int(item["id"])
+        tweet_id = parse_id(item.get("id"))
+        if tweet_id is None:
+            raise ValueError(f"id {item.get('id')!r} is not a tweet ID")
         entities = item.get("entities") or {}
         media = (item.get("extendedEntities") or {}).get("media") or ()
         quoted = _ref_id(item, "quote", "quoted_tweet")
@@ -165,27 +168,24 @@ def item_to_record(item: Json, source: str = "apify", now: datetime | None = Non
             author_id=int(author["id"]),
             author_username=username,
             lang=item.get("lang") or None,
-            conversation_id=_opt_id(item.get("conversationId")),
-            in_reply_to_id=_opt_id(item.get("inReplyToId")),
-            quoted_id=quoted if quoted is not None else _opt_id(item.get("quoteId")),
+            conversation_id=optional_id(item.get("conversationId")),
+            in_reply_to_id=optional_id(item.get("inReplyToId")),
+            quoted_id=quoted if quoted is not None else optional_id(item.get("quoteId")),
             retweeted_id=_ref_id(item, "retweet", "retweeted_tweet"),
             like_count=item.get("likeCount") or 0,
             retweet_count=item.get("retweetCount") or 0,
             reply_count=item.get("replyCount") or 0,
             quote_count=item.get("quoteCount") or 0,
             view_count=item.get("viewCount"),
-            hashtags=_capped(h.get("text") or h.get("tag") for h in entities.get("hashtags") or ()),
-            urls=_capped(_written_links(item, tweet_id)),
-            media_urls=_capped(m.get("media_url_https") for m in media),
+            hashtags=capped(h.get("text") or h.get("tag") for h in entities.get("hashtags") or ()),
+            urls=capped(_written_links(item, tweet_id)),
+            media_urls=capped(m.get("media_url_https") for m in media),
             url=tweet_url(username, tweet_id),
             source=source,
             scraped_at=now or datetime.now(UTC),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{where}: {message}" if where else message) from None
+        raise ValueError(str(first_error(exc))) from None
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
 
@@ -283,72 +283,55 @@ class ApifySource:
         limit: int = 100,
     ) -> SearchResult:
         """One Actor run; newest first, at most `limit` tweets (retweets count, as rejected)."""
-        require_aware(since, until)
+        hits = SearchHits(query, limit, since, until, since_id)
         if limit < 1:
             return SearchResult()
         run_input = {
-            "searchTerms": [search_query(query, since, until, since_id)],
+            "searchTerms": [bounded_query(query, since, until, since_id)],
             "sort": "Latest",
             "maxItems": limit,
         }
         items = await self._run("search", run_input, limit)
         now = datetime.now(UTC)
-        result = SearchResult()
-        records: dict[int, TweetRecord] = {}
-        hits: set[int] = set()
         for item in items:
+            if not hits.room:
+                break
             if not is_tweet_item(item):
                 continue
+            number = parse_id(item.get("id"))
+            if number is None:
+                hits.reject(item.get("id"), "no tweet ID")
+                continue
             try:
-                record = item_to_record(item, self.name, now)
-            except ValueError as exc:
-                result.rejected += 1
-                logger.debug("rejected apify item {}: {}", item.get("id"), exc)
+                created: datetime | None = _created_at(item.get("createdAt"))
+            except ValueError:
+                created = None  # a hit all the same; the record below is rejected
+            if not hits.hit(number, created):
                 continue
-            if record.id in hits or not in_bounds(
-                record.id, record.created_at, since, until, since_id
-            ):
-                continue
-            hits.add(record.id)
             if is_retweet_item(item):
-                result.rejected += 1
+                hits.reject(number, "a retweet: its text cannot match X's")
             else:
-                records[record.id] = record
+                try:
+                    hits.keep(item_to_record(item, self.name, now))
+                except ValueError as exc:
+                    hits.reject(number, exc)
             if self._include_referenced:
-                self._add_referenced(item, records, now)
-            if len(hits) >= limit:
-                break
-        result.records = sorted(records.values(), key=lambda r: r.id, reverse=True)
-        result.newest_id = max(hits) if hits else None
-        logger.info(
-            "apify search {!r}: {} tweets, {} rejected, newest {}",
-            query,
-            len(result.records),
-            result.rejected,
-            result.newest_id,
-        )
-        return result
+                self._add_referenced(item, hits, now)
+        return hits.finish(self.name)
 
-    def _add_referenced(self, item: Json, records: dict[int, TweetRecord], now: datetime) -> None:
+    def _add_referenced(self, item: Json, hits: SearchHits, now: datetime) -> None:
         for key in ("quote", "quoted_tweet", "retweet", "retweeted_tweet"):
             ref = item.get(key)
             if not is_tweet_item(ref) or is_retweet_item(ref):
                 continue
             try:
-                record = item_to_record(ref, self.name, now)
+                hits.bonus(item_to_record(ref, self.name, now))
             except ValueError:
                 continue  # nested copies are often partial; a bonus, not a loss
-            records.setdefault(record.id, record)
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         """One run per 100 IDs. IDs the Actor did not return are `failed`, not `missing`."""
-        result = LookupResult()
-        wanted: list[int] = []
-        for tweet_id in dict.fromkeys(int(i) for i in ids):
-            if 0 < tweet_id <= INT64_MAX:
-                wanted.append(tweet_id)
-            else:
-                result.missing.add(tweet_id)
+        result, wanted = start_lookup(ids)
         now = datetime.now(UTC)
         for start in range(0, len(wanted), LOOKUP_BATCH):
             batch = wanted[start : start + LOOKUP_BATCH]
@@ -375,11 +358,13 @@ class ApifySource:
                     continue
                 if record.id in asked:
                     result.found[record.id] = record
-            result.failed |= asked - result.found.keys()
-        logger.info(
-            "apify lookup: {} found, {} missing, {} failed",
-            len(result.found),
-            len(result.missing),
-            len(result.failed),
-        )
-        return result
+            result.settle(asked)
+        return finish_lookup(self.name, result)
+
+
+def from_settings(settings: SourceSettings) -> ApifySource:
+    """An ApifySource from the neurons' flags (the registry's constructor)."""
+    return ApifySource(settings.required("apify_token"))
+
+
+SOURCE = SourceEntry("apify", from_settings, extra=EXTRA)

@@ -3,7 +3,8 @@
 Miners and validators both go through here, so a tweet scraped by a miner and the same
 tweet looked up by a validator become equal records unless X itself changed. Each tweet
 is validated once, by constructing its TweetRecord; a bad tweet is counted, never raised,
-because one odd tweet must not cost the rest of the page.
+because one odd tweet must not cost the rest of the page. IDs and lists follow the rules
+every source shares (scraping/common.py).
 
 `urls` are the links a tweet's author wrote. X API v2 also lists the t.co link it appends
 for attached media in `entities.urls` (marked with `media_key`, expanded to the tweet's
@@ -14,7 +15,6 @@ every source gives the same record for the same tweet.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +23,9 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
-from d3.record import MAX_LIST_ITEMS, TweetRecord, tweet_url
+from d3.errors import first_error
+from d3.record import TweetRecord, tweet_url
+from scraping.common import capped, is_media_page, optional_id, parse_id
 
 Json = Mapping[str, Any]
 
@@ -46,12 +48,6 @@ EXPANSIONS = ("author_id", "referenced_tweets.id", "attachments.media_keys")
 REFERENCED_EXPANSIONS = (
     "referenced_tweets.id.author_id",
     "referenced_tweets.id.attachments.media_keys",
-)
-
-# A tweet's own media page, the link X gives attached media; group 1 is the tweet's ID.
-_MEDIA_PAGE = re.compile(
-    r"https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/[^/?#]+/status/(\d+)/(?:photo|video)/\d+/?",
-    re.IGNORECASE,
 )
 
 _REFERENCE_FIELD = {
@@ -104,24 +100,6 @@ class _Reject(ValueError):
     """A tweet that cannot become a record, with the reason for the log."""
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _capped(items: Iterable[str]) -> list[str]:
-    # The record caps lists; truncating keeps a hashtag-stuffed but real tweet.
-    out = [item for item in items if item]
-    return out[:MAX_LIST_ITEMS]
-
-
-def is_media_page(url: str | None, tweet_id: int) -> bool:
-    """Whether `url` is tweet `tweet_id`'s own photo/video page (`…/status/<id>/photo/1`):
-    the link X gives its attached media, not one its author wrote. Another tweet's media
-    page is a link like any other."""
-    match = _MEDIA_PAGE.fullmatch(url or "")
-    return match is not None and int(match.group(1)) == tweet_id
-
-
 def _written_links(entries: Iterable[Json], tweet_id: int) -> Iterator[str]:
     """The expanded links of `entities.urls`, less the attached media's link."""
     for entry in entries:
@@ -133,7 +111,11 @@ def _written_links(entries: Iterable[Json], tweet_id: int) -> Iterator[str]:
 
 
 def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> dict[str, Any]:
-    tweet_id = int(tweet["id"])
+    if not isinstance(tweet, Mapping):
+        raise _Reject(f"not a tweet object: {type(tweet).__name__}")
+    tweet_id = parse_id(tweet.get("id"))
+    if tweet_id is None:
+        raise _Reject(f"id {tweet.get('id')!r} is not a tweet ID")
     author_id = str(tweet.get("author_id") or "")
     username = inc.usernames.get(author_id)
     if not author_id or username is None:
@@ -159,7 +141,7 @@ def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> d
         "author_id": int(author_id),
         "author_username": username,
         "lang": tweet.get("lang"),
-        "conversation_id": _opt_int(tweet.get("conversation_id")),
+        "conversation_id": optional_id(tweet.get("conversation_id")),
         "in_reply_to_id": refs.get("in_reply_to_id"),
         "quoted_id": refs.get("quoted_id"),
         "retweeted_id": refs.get("retweeted_id"),
@@ -168,9 +150,9 @@ def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> d
         "reply_count": metrics.get("reply_count", 0),
         "quote_count": metrics.get("quote_count", 0),
         "view_count": metrics.get("impression_count"),
-        "hashtags": _capped(h.get("tag") for h in entities.get("hashtags") or ()),
-        "urls": _capped(_written_links(entities.get("urls") or (), tweet_id)),
-        "media_urls": _capped(inc.media_urls.get(k) for k in media_keys),
+        "hashtags": capped(h.get("tag") for h in entities.get("hashtags") or ()),
+        "urls": capped(_written_links(entities.get("urls") or (), tweet_id)),
+        "media_urls": capped(inc.media_urls.get(k) for k in media_keys),
         "url": tweet_url(username, tweet_id),
         "source": source,
         "scraped_at": now,
@@ -179,10 +161,7 @@ def _record_fields(tweet: Json, inc: _Includes, source: str, now: datetime) -> d
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        return f"{where}: {message}" if where else message
+        return str(first_error(exc))
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -226,7 +205,7 @@ def normalize_payload(
         except (ValidationError, _Reject, KeyError, TypeError, ValueError) as exc:
             out.rejected += 1
             raw_id = tweet.get("id") if isinstance(tweet, Mapping) else None
-            if isinstance(raw_id, str | int) and str(raw_id).isdigit():
-                out.rejected_ids.add(int(raw_id))
+            if (readable := parse_id(raw_id)) is not None:
+                out.rejected_ids.add(readable)
             logger.debug("rejected tweet {}: {}", raw_id, _reason(exc))
     return out

@@ -31,7 +31,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-MAX_QUERY_CHARS = 512  # X's query length limit on the common tiers
+from d3.errors import first_error
+from scraping.common import check_query
+
 MIN_INTERVAL_S = 10.0
 MAX_INTERVAL_S = 7 * 24 * 3600.0
 
@@ -158,8 +160,7 @@ def build_query(spec: QuerySpec, defaults: Defaults) -> str:
     if exclude:
         parts.append("-is:retweet")
     query = " ".join(parts)
-    if len(query) > MAX_QUERY_CHARS:
-        raise ValueError(f"query is {len(query)} characters; X allows {MAX_QUERY_CHARS}")
+    check_query(query)  # the limit every source holds too
     return query
 
 
@@ -225,21 +226,12 @@ def _check(plan: QueryPlan) -> QueryPlan:
     return plan
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out
-
-
 def parse_plan(data: Any, where: str = "query plan") -> QueryPlan:
     """A plan from already-decoded TOML/JSON; QueryPlanError names `where` and the field."""
     try:
         return _check(QueryPlan.model_validate(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise QueryPlanError(f"{where}: {_loc(first['loc'])}: {message}") from None
+        raise QueryPlanError(f"{where}: {first_error(exc)}") from None
     except QueryPlanError as exc:
         raise QueryPlanError(f"{where}: {exc}") from None
 

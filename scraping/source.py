@@ -3,16 +3,24 @@
 Keeping both behind one protocol means the validator checks a miner's tweets with the same
 normaliser that produced them, so a difference in a record is a difference on X, not in
 our code.
+
+A source module also declares a `SourceEntry`: its kind (the `--source.kind` choice), the
+pip extra its dependencies come from, and how to build it from the neurons' flags
+(`SourceSettings`). `scraping/factory.py` lists the entries; that list is the registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from d3.record import TweetRecord
+
+
+class SourceConfigError(ValueError):
+    """The source cannot be built as configured; the message names what to change."""
 
 
 class SourceError(Exception):
@@ -80,6 +88,10 @@ class LookupResult:
     missing: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
 
+    def settle(self, asked: Iterable[int]) -> None:
+        """Every asked ID neither found nor missing is failed: no answer is no signal."""
+        self.failed |= set(asked) - self.found.keys() - self.missing
+
 
 @runtime_checkable
 class TweetSource(Protocol):
@@ -100,3 +112,49 @@ class TweetSource(Protocol):
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         """Every ID lands in exactly one of found / missing / failed."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """What the neurons' flags give a source; each kind reads the part it needs.
+
+    `flag_prefix` ("--source" for a miner, "--verify" for a validator) is where those
+    flags live, so an error names the flag the operator actually has to set.
+    `max_wait_s` bounds a single wait for a rate limit or a free account (None: the
+    source's own default).
+    """
+
+    flag_prefix: str = "--source"
+    x_bearer_token: str = ""
+    x_api_base_url: str | None = None
+    twscrape_accounts: str | None = None
+    apify_token: str = ""
+    max_wait_s: float | None = None
+
+    def required(self, name: str) -> str:
+        """The setting `name`, or SourceConfigError naming its flag and variable."""
+        value = getattr(self, name)
+        if not value:
+            env = "D3_" + self.flag_prefix.strip("-").upper() + "_" + name.upper()
+            raise SourceConfigError(f"{self.flag_prefix}.{name} (or {env}) is required")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    """One kind of source, as a source module declares it for the registry.
+
+    `extra` is the pip extra (setup.py's `extras_require`) that installs what the kind
+    imports beyond D3's own requirements, None when it needs nothing more; `build`
+    raises SourceConfigError for a missing setting, and ImportError naming
+    `install_hint(extra)` when the extra is not installed.
+    """
+
+    kind: str
+    build: Callable[[SourceSettings], TweetSource]
+    extra: str | None = None
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs pip extra `extra` of D3."""
+    return f"pip install 'd3-subnet[{extra}]'"

@@ -29,10 +29,12 @@ What cannot match X API v2 exactly, and what we do about it:
   validator reads from X API v2 and would fail verification. Search counts them as
   rejected; a look-up reports them as failed (no signal either way). The retweeted
   tweet itself is kept with `include_referenced=True`.
-- Media URLs are photos, then videos, then GIFs (twscrape groups them by type), and URLs
-  are de-duplicated (twscrape lists a long post's links twice). Validators compare lists
-  as sets and count what a row lacks as staleness (docs/protocol.md), so neither can cost
-  a miner.
+- Media URLs are photos, then videos, then GIFs (twscrape groups them by type). Validators
+  compare lists as sets and count what a row lacks as staleness (docs/protocol.md), so
+  the order cannot cost a miner. twscrape lists a long post's links twice; the one list
+  rule (scraping.common.capped) drops repeats before it caps, as for every source.
+- A long post's hashtags are read from the page itself (`note_hashtags`): twscrape takes
+  them from the entities of the post's first 280 characters only.
 
 Search hits are read from the raw pages (`search_raw`), not from twscrape's `search`:
 its parser yields every tweet object in a page, so the tweets a hit quotes came back as
@@ -46,7 +48,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,19 +58,30 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
-from d3.record import INT64_MAX, MAX_LIST_ITEMS, TweetRecord, tweet_url
-from scraping.normalize import is_media_page
+from d3.errors import first_error
+from d3.record import TweetRecord, tweet_url
+from scraping.common import (
+    SearchHits,
+    bounded_query,
+    capped,
+    finish_lookup,
+    is_media_page,
+    parse_id,
+    start_lookup,
+)
 from scraping.source import (
     LookupResult,
     SearchResult,
     SourceAuthError,
+    SourceEntry,
     SourceError,
+    SourceSettings,
     SourceUnavailable,
-    in_bounds,
-    require_aware,
+    install_hint,
 )
 
-INSTALL_HINT = "pip install 'd3-subnet[twscrape]'"
+EXTRA = "twscrape"  # the pip extra (setup.py) that installs twscrape
+INSTALL_HINT = install_hint(EXTRA)
 ACCOUNTS_ENV = "D3_TWSCRAPE_ACCOUNTS"
 DEFAULT_DB_PATH = Path("~/.d3/twscrape-accounts.db")
 # Error text and result types X uses for a tweet that is gone or cannot be seen.
@@ -160,24 +173,25 @@ def import_twscrape() -> ModuleType:
     return twscrape
 
 
-def _capped(items: Iterable[str | None]) -> list[str]:
-    # Keep the first of each; the record caps list lengths.
-    return list(dict.fromkeys(item for item in items if item))[:MAX_LIST_ITEMS]
-
-
 def is_retweet(tweet: Any) -> bool:
     return getattr(tweet, "retweetedTweet", None) is not None
 
 
-def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> TweetRecord:
+def tweet_to_record(
+    tweet: Any,
+    source: str,
+    now: datetime | None = None,
+    notes: Mapping[int, Sequence[str]] | None = None,
+) -> TweetRecord:
     """A twscrape `Tweet` as a record; raises ValueError with the reason.
 
     Field by field: id, rawContent (a long post's full note text), date, user.id,
     user.username, lang ("" → None), conversationId, inReplyToTweetId, quotedTweet.id,
-    retweetedTweet.id, like/retweet/reply/quoteCount, viewCount, hashtags, links[].url
-    (the expanded URL; never the tweet's own photo/video page, as in scraping.normalize),
-    media photos[].url + videos[]/animated[].thumbnailUrl (what X API v2 calls url /
-    preview_image_url). `url` is rebuilt with d3.record.tweet_url.
+    retweetedTweet.id, like/retweet/reply/quoteCount, viewCount, hashtags (a long post's
+    from `notes`, see `note_hashtags`), links[].url (the expanded URL; never the tweet's
+    own photo/video page), media photos[].url + videos[]/animated[].thumbnailUrl (what
+    X API v2 calls url / preview_image_url); lists by scraping.common's rule. `url` is
+    rebuilt with d3.record.tweet_url.
     """
     try:
         user = tweet.user
@@ -200,11 +214,11 @@ def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> Twe
             reply_count=tweet.replyCount or 0,
             quote_count=tweet.quoteCount or 0,
             view_count=tweet.viewCount,
-            hashtags=_capped(tweet.hashtags or ()),
-            urls=_capped(
+            hashtags=capped((notes or {}).get(tweet.id, tweet.hashtags or ())),
+            urls=capped(
                 link.url for link in tweet.links or () if not is_media_page(link.url, tweet.id)
             ),
-            media_urls=_capped(
+            media_urls=capped(
                 [
                     *(p.url for p in media.photos),
                     *(v.thumbnailUrl for v in media.videos),
@@ -216,12 +230,46 @@ def tweet_to_record(tweet: Any, source: str, now: datetime | None = None) -> Twe
             scraped_at=now or datetime.now(UTC),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"{where}: {message}" if where else message) from None
+        raise ValueError(str(first_error(exc))) from None
     except (AttributeError, TypeError) as exc:
         raise ValueError(f"not a twscrape tweet: {exc}") from None
+
+
+def _tweet_objects(node: Any, nested: bool) -> Iterator[Mapping[str, Any]]:
+    """The GraphQL tweet objects in `node`, by `__typename` (X changes the timeline's
+    layout, not that), unwrapped from a visibility wrapper; with `nested`, also those
+    inside a tweet object (the tweets it quotes or retweets)."""
+    if isinstance(node, Mapping):
+        kind = node.get("__typename")
+        if kind in _TWEET_TYPES:
+            tweet = node.get("tweet") if kind == "TweetWithVisibilityResults" else node
+            if isinstance(tweet, Mapping):
+                yield tweet
+            if not nested:
+                return
+        for value in node.values():
+            yield from _tweet_objects(value, nested)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tweet_objects(value, nested)
+
+
+def note_hashtags(body: Any) -> dict[int, list[str]]:
+    """The hashtags of every long post in a GraphQL body, by tweet ID.
+
+    X's web API gives a long post's `legacy` entities for its first 280 characters only,
+    and the whole post's in `note_tweet…entity_set`, which twscrape reads for links but
+    not for hashtags; X API v2 gives the whole post's. Without these a long post's
+    hashtags would differ between the sources.
+    """
+    found: dict[int, list[str]] = {}
+    for tweet in _tweet_objects(body, nested=True):
+        note = (tweet.get("note_tweet") or {}).get("note_tweet_results") or {}
+        entities = (note.get("result") or {}).get("entity_set") or {}
+        number = parse_id(tweet.get("rest_id"))
+        if number is not None and isinstance(entities.get("hashtags"), list):
+            found[number] = [h.get("text") for h in entities["hashtags"] if isinstance(h, Mapping)]
+    return found
 
 
 def hit_ids(body: Any) -> list[int]:
@@ -232,40 +280,8 @@ def hit_ids(body: Any) -> list[int]:
     returned, only referenced. The walk does not rely on the timeline's layout, which X
     changes, only on GraphQL's `__typename`, which twscrape relies on too.
     """
-    found: dict[int, None] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            kind = node.get("__typename")
-            if kind in _TWEET_TYPES:
-                tweet = node.get("tweet") if kind == "TweetWithVisibilityResults" else node
-                rest_id = str((tweet or {}).get("rest_id", ""))
-                if rest_id.isdigit():
-                    found.setdefault(int(rest_id))
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(body)
-    return list(found)
-
-
-def search_query(
-    query: str, since: datetime | None, until: datetime | None, since_id: int | None
-) -> str:
-    """`query` with the X search operators for the bounds (since_time/until_time take unix
-    seconds; until_time is exclusive like X API v2's end_time)."""
-    parts = [f"({query})" if " OR " in query else query]
-    if since_id is not None:
-        parts.append(f"since_id:{since_id}")
-    if since is not None:
-        parts.append(f"since_time:{int(since.timestamp())}")
-    if until is not None:
-        parts.append(f"until_time:{int(until.timestamp())}")
-    return " ".join(parts)
+    ids = (parse_id(tweet.get("rest_id")) for tweet in _tweet_objects(body, nested=False))
+    return list(dict.fromkeys(number for number in ids if number is not None))
 
 
 class TwscrapeSource:
@@ -402,48 +418,30 @@ class TwscrapeSource:
         limit: int = 100,
     ) -> SearchResult:
         """Newest first, at most `limit` matching tweets (retweets count, as rejected)."""
-        require_aware(since, until)
+        hits = SearchHits(query, limit, since, until, since_id)
         if limit < 1:
             return SearchResult()
         await self.ensure_ready()
-        q = search_query(query, since, until, since_id)
         now = datetime.now(UTC)
-        result = SearchResult()
-        records: dict[int, TweetRecord] = {}
-        hits: set[int] = set()
-        pages = self._api.search_raw(q, limit=limit)
+        pages = self._api.search_raw(bounded_query(query, since, until, since_id), limit=limit)
         async with self._errors("search"), contextlib.aclosing(pages):
             async for page in pages:
-                for tweet in self._page_hits(page):
-                    if tweet.id in hits or not in_bounds(
-                        tweet.id, tweet.date, since, until, since_id
-                    ):
-                        continue
-                    hits.add(tweet.id)
-                    self._keep(tweet, records, result, now)
-                    if len(hits) >= limit:
-                        break
-                if len(hits) >= limit:
+                body = page if isinstance(page, Mapping) else page.json()
+                notes = note_hashtags(body)
+                for tweet in self._page_hits(body):
+                    if hits.hit(tweet.id, tweet.date):
+                        self._keep(tweet, hits, now, notes)
+                if not hits.room:
                     break
-        result.records = sorted(records.values(), key=lambda r: r.id, reverse=True)
-        result.newest_id = max(hits) if hits else None
-        logger.info(
-            "twscrape search {!r}: {} tweets, {} rejected, newest {}",
-            query,
-            len(result.records),
-            result.rejected,
-            result.newest_id,
-        )
-        return result
+        return hits.finish(self.name)
 
-    def _page_hits(self, page: Any) -> Iterator[Any]:
+    def _page_hits(self, body: Any) -> Iterator[Any]:
         """The parsed tweets of one search page that the search returned (see `hit_ids`).
 
         twscrape leaves out of its parse every tweet some retweet in the page points at;
         such a tweet, when it is a hit too, is taken from that retweet's parse instead.
         A hit twscrape could not parse at all is skipped (twscrape logs it).
         """
-        body = page if isinstance(page, Mapping) else page.json()
         parsed: dict[int, Any] = {}
         for tweet in self._tw.parse_tweets(body):
             parsed.setdefault(tweet.id, tweet)
@@ -455,34 +453,26 @@ class TwscrapeSource:
                 yield parsed[tweet_id]
 
     def _keep(
-        self, tweet: Any, records: dict[int, TweetRecord], result: SearchResult, now: datetime
+        self, tweet: Any, hits: SearchHits, now: datetime, notes: Mapping[int, Sequence[str]]
     ) -> None:
         """Record a search hit (and, if asked, the tweets it quotes or retweets)."""
         extra = [tweet.quotedTweet, tweet.retweetedTweet] if self._include_referenced else []
         if is_retweet(tweet):
-            result.rejected += 1
-            logger.debug("skipped retweet {}: its text cannot match X's", tweet.id)
+            hits.reject(tweet.id, "a retweet: its text cannot match X's")
         else:
             try:
-                records[tweet.id] = tweet_to_record(tweet, self.name, now)
+                hits.keep(tweet_to_record(tweet, self.name, now, notes))
             except ValueError as exc:
-                result.rejected += 1
-                logger.debug("rejected tweet {}: {}", tweet.id, exc)
+                hits.reject(tweet.id, exc)
         for ref in extra:
-            if ref is None or ref.id in records or is_retweet(ref):
+            if ref is None or is_retweet(ref):
                 continue
             with contextlib.suppress(ValueError):  # a bonus tweet; no need to count it
-                records[ref.id] = tweet_to_record(ref, self.name, now)
+                hits.bonus(tweet_to_record(ref, self.name, now, notes))
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         """One TweetDetail request per ID, a few at a time; every ID lands in one set."""
-        result = LookupResult()
-        wanted: list[int] = []
-        for tweet_id in dict.fromkeys(int(i) for i in ids):
-            if 0 < tweet_id <= INT64_MAX:
-                wanted.append(tweet_id)
-            else:
-                result.missing.add(tweet_id)
+        result, wanted = start_lookup(ids)
         if not wanted:
             return result
         await self.ensure_ready()
@@ -494,13 +484,7 @@ class TwscrapeSource:
                 await self._lookup_one(tweet_id, result, now)
 
         await asyncio.gather(*(one(i) for i in wanted))
-        logger.info(
-            "twscrape lookup: {} found, {} missing, {} failed",
-            len(result.found),
-            len(result.missing),
-            len(result.failed),
-        )
-        return result
+        return finish_lookup(self.name, result)
 
     async def _lookup_one(self, tweet_id: int, result: LookupResult, now: datetime) -> None:
         try:
@@ -525,7 +509,16 @@ class TwscrapeSource:
             result.failed.add(tweet_id)  # its text cannot match X's: no signal either way
             return
         try:
-            result.found[tweet_id] = tweet_to_record(tweet, self.name, now)
+            result.found[tweet_id] = tweet_to_record(tweet, self.name, now, note_hashtags(body))
         except ValueError as exc:
             logger.debug("lookup of {}: unreadable tweet: {}", tweet_id, exc)
             result.failed.add(tweet_id)
+
+
+def from_settings(settings: SourceSettings) -> TwscrapeSource:
+    """A TwscrapeSource from the neurons' flags (the registry's constructor)."""
+    wait = {} if settings.max_wait_s is None else {"max_wait_s": settings.max_wait_s}
+    return TwscrapeSource(accounts_file=settings.twscrape_accounts, **wait)
+
+
+SOURCE = SourceEntry("twscrape", from_settings, extra=EXTRA)

@@ -13,7 +13,6 @@ window that resets in minutes, but the cap does not.
 from __future__ import annotations
 
 import asyncio
-import operator
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +26,8 @@ import tweepy
 from loguru import logger
 from requests.adapters import HTTPAdapter
 
-from d3.record import INT64_MAX, TweetRecord
+from d3.record import TweetRecord
+from scraping.common import SearchHits, finish_lookup, parse_id, start_lookup
 from scraping.normalize import (
     EXPANSIONS,
     MEDIA_FIELDS,
@@ -40,10 +40,11 @@ from scraping.source import (
     LookupResult,
     SearchResult,
     SourceAuthError,
+    SourceEntry,
     SourceError,
+    SourceSettings,
     SourceUnavailable,
     SourceUsageCapped,
-    require_aware,
 )
 
 X_API_HOST = "https://api.twitter.com"
@@ -219,8 +220,7 @@ class XApiSource:
         A page that fails after retries fails the whole search, so a caller resuming from
         its previous `since_id` never skips the tweets that page would have held.
         """
-        require_aware(since, until)
-        result = SearchResult()
+        hits = SearchHits(query, limit, since, until, since_id)
         params: dict[str, Any] = {
             "query": query,
             "since_id": since_id,
@@ -241,23 +241,23 @@ class XApiSource:
             page = normalize_payload(
                 {**payload, "data": data}, self.name, include_referenced=self._include_referenced
             )
-            result.records.extend(page.records)
-            result.rejected += page.rejected
-            ids = [int(t["id"]) for t in data if str(t.get("id", "")).isdigit()]
-            if ids and (result.newest_id is None or max(ids) > result.newest_id):
-                result.newest_id = max(ids)
+            # X applies the bounds itself, exactly: only the ID bound is checked again.
+            hit: set[int] = set()
+            for tweet in data:
+                number = parse_id(tweet.get("id")) if isinstance(tweet, dict) else None
+                if number is not None and hits.hit(number):
+                    hit.add(number)
+            for record in page.records:
+                if record.id in hit:
+                    hits.keep(record)
+                else:  # a referenced tweet from includes (include_referenced)
+                    hits.bonus(record)
+            hits.rejected += page.rejected
             token = (payload.get("meta") or {}).get("next_token")
             if not token:
                 break
             params["next_token"] = token
-        logger.info(
-            "x search {!r}: {} tweets, {} rejected, newest {}",
-            query,
-            len(result.records),
-            result.rejected,
-            result.newest_id,
-        )
-        return result
+        return hits.finish(self.name)
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         """Batches of 100; an outage fails only the batches it hit (into `failed`).
@@ -265,14 +265,7 @@ class XApiSource:
         Refused credentials and a spent usage cap raise instead: every later batch would
         fail the same way, and the caller should hear it once, not once per batch.
         """
-        result = LookupResult()
-        wanted: list[int] = []
-        for tweet_id in dict.fromkeys(map(operator.index, ids)):
-            # No tweet can have such an ID; asking would fail the whole batch with 400.
-            if 0 < tweet_id <= INT64_MAX:
-                wanted.append(tweet_id)
-            else:
-                result.missing.add(tweet_id)
+        result, wanted = start_lookup(ids)
         for start in range(0, len(wanted), PAGE_MAX):
             batch = wanted[start : start + PAGE_MAX]
             try:
@@ -286,13 +279,7 @@ class XApiSource:
                 result.failed.update(batch)
                 continue
             self._sort_lookup(batch, payload, result)
-        logger.info(
-            "x lookup: {} found, {} missing, {} failed",
-            len(result.found),
-            len(result.missing),
-            len(result.failed),
-        )
-        return result
+        return finish_lookup(self.name, result)
 
     def _sort_lookup(self, batch: list[int], payload: dict[str, Any], result: LookupResult) -> None:
         asked = set(batch)
@@ -308,8 +295,7 @@ class XApiSource:
         } - found.keys()
         result.found.update(found)
         result.missing |= missing
-        # Unreadable answers and IDs X stayed silent about are no signal either way.
-        result.failed |= asked - found.keys() - missing
+        result.settle(asked)  # unreadable answers, IDs X stayed silent about
 
     async def _call(
         self, what: str, method: Callable[..., Any], params: dict[str, Any]
@@ -363,3 +349,13 @@ class XApiSource:
                 f"X API rate limit resets in {wait:.0f}s, beyond max_wait_s={self._max_wait_s:.0f}"
             )
         return wait
+
+
+def from_settings(settings: SourceSettings) -> XApiSource:
+    """An XApiSource from the neurons' flags (the registry's constructor)."""
+    token = settings.required("x_bearer_token")
+    wait = {} if settings.max_wait_s is None else {"max_wait_s": settings.max_wait_s}
+    return XApiSource(token, api_base_url=settings.x_api_base_url, **wait)
+
+
+SOURCE = SourceEntry("x_api", from_settings)

@@ -1,8 +1,10 @@
-"""Shared fixtures: a real redis-server per test session, flushed for each test."""
+"""Shared fixtures: a real redis-server per test session, flushed for each test, and the
+dev network (`net`) of tests/support/net.py. Shared helpers are in tests/support/."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -22,6 +24,16 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def net(tmp_path: Path):
+    """A dev chain with subnet `NETUID` (tests/support/net.py), its host directory removed
+    after the test."""
+    from tests.support.net import dev_net  # the SDK loads only for the tests that use it
+
+    with dev_net(tmp_path) as network:
+        yield network
 
 
 @pytest.fixture(autouse=True, scope="session")

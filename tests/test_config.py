@@ -191,9 +191,13 @@ def test_help_groups_flags_lists_choices_and_hides_dev_only_ones():
     assert "one of: dir, s3, hf" in production
     assert "(default: required)" in production and "PydanticUndefined" not in production
     assert "copier" not in production and "--source.copy_from" not in production
+    assert "--source.adversary" not in production and "fabricator" not in production
     assert "--source.x_api_base_url" not in production
     dev = help_of("--subtensor.network", "dev:/tmp/chain.sqlite")
     assert "copier" in dev and "--source.copy_from" in dev
+    # The dev roles are a flag of their own; --source.kind lists real sources only.
+    assert "one of: copier, fabricator, diluter" in dev
+    assert "one of: x_api, twscrape, apify (default: x_api)" in dev
     validator = subprocess.run(
         [sys.executable, "neurons/validator.py", "--help"],
         capture_output=True,

@@ -4,11 +4,14 @@ validators that differ in cadence, keyspace and start time set identical weights
 import asyncio
 import json
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -30,8 +33,49 @@ def run_localnet(*flags: str) -> tuple[dict, str]:
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
-def test_local_network_rewards_honest_miners_only():
-    doc, stderr = run_localnet("--copier", "--fabricator", "--diluter")
+def held_localnet(tmp_path: Path, *flags: str) -> tuple[dict, str, dict]:
+    """A network run with `--dashboard PORT --hold`: its --json document (printed as the
+    hold starts), its stderr, and the first validator's dashboard leaderboard, read while
+    the network is held up. Interrupted (as a person would, Ctrl-C) once read."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [
+        sys.executable, "-m", "d3.localnet", "--miners", "2", "--blocks", "60", *flags,
+        "--dashboard", str(port), "--hold", "600", "--json",
+    ]  # fmt: skip
+    errors = tmp_path / "localnet.err"
+    with errors.open("w") as err:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        line = process.stdout.readline()  # the document, printed before the hold
+        assert line, errors.read_text()[-3000:]
+        doc = json.loads(line)
+        response = httpx.get(f"http://127.0.0.1:{port}/api/leaderboard.json", timeout=30)
+        assert response.status_code == 200, response.text
+        board = response.json()
+        assert "<title>Leaderboard" in httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    assert process.returncode == 0, errors.read_text()[-3000:]
+    return doc, errors.read_text(), board
+
+
+def test_local_network_rewards_honest_miners_only(tmp_path):
+    doc, stderr, dashboard = held_localnet(tmp_path, "--copier", "--fabricator", "--diluter")
+    # The printed leaderboard is the dashboard's: one read model, the same numbers.
+    served = {row["uid"]: row for row in dashboard["miners"]}
+    for miner in doc["miners"]:
+        row = served[miner["uid"]]
+        assert (miner["hotkey"], miner["unique"], miner["rank"]) == (
+            row["hotkey"], row["unique"], row["rank"],
+        )  # fmt: skip
+        assert miner["credibility"] == round(row["credibility"], 4)
+        assert miner["score"] == round(row["score"], 2)
+        assert miner["next_weight"] == round(row["weight"], 4)
+        assert miner["weight"] == round(row["chain_weight"], 4)
+    assert "holding the network up for 600 s: the dashboard is on" in stderr
     board = doc["miners"]
     roles = {m["role"] for m in board}
     assert roles == {"honest", "copier", "fabricator", "diluter"}

@@ -50,7 +50,7 @@ def test_good_record_validates_and_round_trips_through_arrow():
     [
         ({"text": "   "}, "text is blank"),
         ({"text": ""}, "at least 1 character"),
-        ({"id": -5}, "greater than 0"),
+        ({"id": -5}, "greater than or equal to 1"),
         ({"author_username": "not a handle!"}, "not an X handle"),
         ({"like_count": -1}, "greater than or equal to 0"),
         ({"url": "https://x.com/someone/status/1"}, "does not match id"),
@@ -95,7 +95,7 @@ def _with(table: pa.Table, column: str, index: int, value) -> pa.Table:
 @pytest.mark.parametrize(
     ("column", "value", "reason"),
     [
-        ("text", " \n ", "blank text"),
+        ("text", " \n ", "text is blank"),
         ("url", "https://x.com/a/status/1", "url does not match id"),
         ("created_at", datetime(2026, 3, 1, tzinfo=UTC), "id does not encode created_at"),
         ("like_count", -3, "negative like_count"),

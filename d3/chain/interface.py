@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from d3.chain.weights import WeightRules
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,16 @@ class Chain(Protocol):
         ...
 
     async def register(self) -> ChainVerdict: ...
+
+    async def weight_rules(self) -> WeightRules | None:
+        """The runtime's weight rules for this hotkey now (None: not registered)."""
+        ...
+
+    async def weights_of(self, uid: int) -> dict[int, int] | None:
+        """The `Weights` row `uid` has set on chain: target uid -> raw u16 weight."""
+        ...
+
+    @property
+    def pending_reveal_block(self) -> int | None:
+        """The block of a timelocked weight commit not yet revealed (None: nothing waits)."""
+        ...

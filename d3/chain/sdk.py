@@ -30,6 +30,7 @@ from d3.chain.interface import (
 from d3.chain.weights import WeightRules, same_row
 from d3.commitment import MAX_COMMITMENT_BYTES
 from d3.config import SubtensorConfig
+from d3.retry import Backoff, retry
 
 DEV_PREFIX = "dev:"
 
@@ -95,19 +96,23 @@ T = TypeVar("T")
 # endpoint drops a connection; commits are not (a retry could spend the commit budget
 # twice): they report a verdict and the caller decides.
 READ_ATTEMPTS = 4
+READ_BACKOFF = Backoff(0.2)
+# Start-up waits out a restarting node, up to --subtensor.connect_deadline_s.
+CONNECT_BACKOFF = Backoff(1.0, cap_s=10.0)
 
 
 async def _read(call: Callable[[], Awaitable[T]]) -> T:
-    for attempt in range(READ_ATTEMPTS):
-        try:
-            return await call()
-        except (RpcConnectionError, ConnectionError, TimeoutError) as error:
-            if attempt == READ_ATTEMPTS - 1:
-                raise
-            delay = 0.2 * 2**attempt
-            logger.debug("chain read failed ({}); retry in {:.1f}s", error, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+    return await retry(
+        call, READ_BACKOFF, attempts=READ_ATTEMPTS, retryable=_dropped, on_retry=_read_retried
+    )
+
+
+def _dropped(error: Exception) -> bool:
+    return isinstance(error, RpcConnectionError | ConnectionError | TimeoutError)
+
+
+def _read_retried(error: Exception, wait: float) -> None:
+    logger.debug("chain read failed ({}); retry in {:.1f}s", error, wait)
 
 
 async def _historic(block: int, call: Callable[[], Awaitable[T]]) -> T:
@@ -293,6 +298,16 @@ class SdkChain:
             return ChainVerdict(True, "committed (timelocked); applied at the reveal", block=block)
         return verdict
 
+    @property
+    def pending_reveal_block(self) -> int | None:
+        return None if self._pending_reveal is None else self._pending_reveal[0]
+
+    async def weights_of(self, uid: int) -> dict[int, int] | None:
+        stored = await _read(
+            lambda: self.client.query(("SubtensorModule", "Weights"), [self.netuid, uid])
+        )
+        return {int(u): int(v) for u, v in stored or []}
+
     async def reveal_outcome(self) -> ChainVerdict | None:
         """What became of the last timelocked commit, once the chain has dealt with it:
         ok when `Weights` holds the committed row, not ok when the reveal dropped it (the
@@ -421,7 +436,7 @@ async def _connected(
             client = await subtensor.__aenter__()
         except (RpcConnectionError, ConnectionError, OSError, TimeoutError) as error:
             attempt += 1
-            wait = min(10.0, 0.5 * 2**attempt)
+            wait = CONNECT_BACKOFF.delay(attempt)
             if asyncio.get_running_loop().time() + wait > give_up:
                 raise ChainUnreachable(
                     f"cannot reach {target} after {attempt} attempts in {deadline_s:g}s: {error}"

@@ -1,1 +1,2 @@
-"""Development stand-ins that run offline: the dev chain, a local Redis, synthetic tweets."""
+"""Development stand-ins that run offline: the dev chain, a local Redis, synthetic tweets,
+the local X API server (x_server.py, x_corpus.py, x_query.py) and dishonest sources."""

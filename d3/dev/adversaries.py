@@ -9,13 +9,14 @@
   invented ones in: the audit discounts its credit by the share X does not find, so the
   invented tweets earn nothing in expectation and cost credibility beyond the allowance.
 
-The miner refuses both outside a dev chain.
+A miner runs one with `--source.adversary copier|fabricator|diluter` (`adversary_source`),
+which it refuses outside a dev chain: these are dev roles, never `--source.kind` choices.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 
 from d3.dev.synthetic import synthetic_table
 from d3.record import TweetRecord, table_to_records
-from scraping.source import LookupResult, SearchResult
+from scraping.source import LookupResult, SearchResult, TweetSource
 
 
 class CopySource:
@@ -86,3 +87,20 @@ class FabricatingSource:
 
     async def lookup(self, ids: Sequence[int]) -> LookupResult:
         return LookupResult(failed=set(ids))
+
+
+def adversary_source(
+    role: str, real: Callable[[], TweetSource], copy_from: Path | None = None
+) -> TweetSource:
+    """The dishonest source a miner's `--source.adversary` names. `real` builds the honest
+    source a diluter scrapes through (only the diluter needs one); `copy_from` is the
+    directory the copier re-publishes."""
+    if role == "fabricator":
+        return FabricatingSource()
+    if role == "diluter":  # 10% invented tweets mixed into real ones
+        return DilutingSource(real())
+    if role == "copier":
+        if copy_from is None:
+            raise ValueError("the copier needs a dataset directory to copy from")
+        return CopySource(copy_from)
+    raise ValueError(f"no adversary {role!r}: copier, fabricator or diluter")

@@ -21,7 +21,8 @@ bytes the manifest hashes pin. `docs/hub.md` has the rules and the layout.
 | `signing.py` | the index signed with the validator's hotkey, and its check |
 | `publish.py` | copying a hub to a local directory, resumably |
 | `localnet.py` | the hub of a local network (`--hub DIR`) |
-| `builder.py` | one incremental update: apply new commitments, publish closed periods |
+| `builder.py` | one incremental update: apply new commitments, publish closed periods, close days |
+| `compaction.py` | when a day is closed, and its files merged into its final layout |
 | `export.py` | query datasets cut from the hub with DuckDB |
 | `cli.py` | `python -m d3.hub` |
 """

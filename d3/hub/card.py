@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from d3.hub.layout import DATA_GLOB
-from d3.hub.schema import HUB_SCHEMA
+from d3.hub.schema import HUB_SCHEMA, NOTE
 
 X_TERMS_URL = "https://developer.x.com/en/developer-terms/agreement-and-policy"
 X_TERMS = (
@@ -36,6 +36,7 @@ class CardFacts:
     sections: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (heading, markdown)
     files_per_day: str = "one file per credit period"
     signed: bool = True  # the text is the same whether this copy has a signature or not
+    open_days: frozenset[str] | None = None  # days that can still grow (None: not shown)
 
 
 def hf_feature(arrow_type: pa.DataType) -> dict:
@@ -112,6 +113,18 @@ def md_table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     return "\n".join(out)
 
 
+def _days_table(facts: CardFacts, days: list[str]) -> str:
+    if facts.open_days is None:
+        return md_table(["day", "tweets"], [(d, f"{facts.rows_by_day[d]:,}") for d in days])
+    return md_table(
+        ["day", "tweets", "state"],
+        [
+            (d, f"{facts.rows_by_day[d]:,}", "open" if d in facts.open_days else "closed")
+            for d in days
+        ],
+    )
+
+
 def render_card(facts: CardFacts, schema: pa.Schema = HUB_SCHEMA) -> bytes:
     days = sorted(facts.rows_by_day)
     span = f"{days[0]} to {days[-1]}" if days else "none yet"
@@ -150,8 +163,11 @@ def render_card(facts: CardFacts, schema: pa.Schema = HUB_SCHEMA) -> bytes:
         "## Columns",
         "",
         md_table(
-            ["column", "type"],
-            [(f"`{f.name}`", f"`{f.type}`") for f in schema],
+            ["column", "type", "note"],
+            [
+                (f"`{f.name}`", f"`{f.type}`", (f.metadata or {}).get(NOTE.encode(), b"").decode())
+                for f in schema
+            ],
         ),
         "",
     ]
@@ -160,9 +176,7 @@ def render_card(facts: CardFacts, schema: pa.Schema = HUB_SCHEMA) -> bytes:
     body += [
         "## Rows per day",
         "",
-        md_table(["day", "tweets"], [(d, f"{facts.rows_by_day[d]:,}") for d in days])
-        if days
-        else "No rows yet.",
+        _days_table(facts, days) if days else "No rows yet.",
         "",
         "## Licence and X's terms",
         "",

@@ -6,6 +6,7 @@
                                     [--hashtag T ...] [--keyword W ...] [--account A ...]
                                     [--min-engagement N] [--memory-limit 1GB]
     python -m d3.hub publish DIR DEST      # DEST: a directory, hf:owner/repo[@rev], s3://bucket[/prefix]
+    python -m d3.hub serve DIR [--host 127.0.0.1] [--port 8080]   # the data page and files
 
 `build` takes every flag the validator runs with (`--netuid`, `--wallet.*`,
 `--subtensor.*`, `--redis.*`, `--scoring.*`, ...; `neurons/validator.py --help` lists
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         "dest", help="a directory, hf:owner/repo[@revision] or s3://bucket[/prefix]"
     )
     publish.add_argument("--s3-endpoint", help="an S3-compatible endpoint (R2, MinIO, ...)")
+    serve = commands.add_parser("serve", help="the hub's data page and files over HTTP")
+    serve.add_argument("dir", type=Path)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     return parser
 
 
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args.dir, args.hotkey)
         if args.command == "export":
             return _export(args)
+        if args.command == "serve":
+            return _serve(args.dir, args.host, args.port)
         return _publish(args)
     except HubError as error:
         print(f"d3.hub: {error}", file=sys.stderr)
@@ -112,6 +119,27 @@ def _publish(args: argparse.Namespace) -> int:
         f"published {args.dir} to {dest}: {report.copied} files sent ({report.bytes} bytes), "
         f"{report.skipped} already there"
     )
+    return 0
+
+
+def _serve(directory: Path, host: str, port: int) -> int:
+    import signal
+    import threading
+
+    from d3.hub.serve import serve_hub
+
+    if not directory.is_dir():
+        raise HubError(f"{directory}: no such directory")
+    try:
+        server = serve_hub(directory, host, port)
+    except OSError as error:
+        raise HubError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"serving {directory} on {server.url}/ (data page; files under /files/)", flush=True)
+    with server:
+        stop.wait()
     return 0
 
 

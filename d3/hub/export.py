@@ -41,7 +41,7 @@ from d3.hub.layout import (
     write_atomic,
 )
 from d3.hub.ledger import FileEntry
-from d3.hub.schema import HUB_SCHEMA, ROW_GROUP_ROWS, ZSTD_LEVEL
+from d3.hub.schema import HUB_SCHEMA, ROW_GROUP_ROWS, ZSTD_LEVEL, writer_options
 
 STATE = ".export/state.json"
 BATCH_ROWS = 64_000
@@ -215,15 +215,7 @@ def _write_day(out: Path, day: str, reader: pa.RecordBatchReader) -> list[dict]:
         if writer is None:
             temp = out / _temp_name(day, len(written))
             temp.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(
-                temp,
-                HUB_SCHEMA,
-                compression="zstd",
-                compression_level=ZSTD_LEVEL,
-                write_statistics=True,
-                store_schema=True,
-                sorting_columns=[pq.SortingColumn(0)],
-            )
+            writer = pq.ParquetWriter(temp, HUB_SCHEMA, **writer_options(ZSTD_LEVEL))
             rows = 0
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         rows += table.num_rows

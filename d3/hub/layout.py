@@ -3,13 +3,17 @@
     DIR/README.md                                 the dataset card (card.py)
     DIR/index.json                                every file with its sha256, bytes, rows
     DIR/index.sig                                 the index signed by the builder's hotkey
-    DIR/data/<YYYY-MM-DD>/period-<period>.parquet the rows of one credit period created
-                                                  that day (UTC), sorted by id, zstd
+    DIR/data/<YYYY-MM-DD>/period-<period>.parquet an open day: the rows of one credit period
+                                                  created that day (UTC), sorted by id
+    DIR/data/<YYYY-MM-DD>/part-<nnnnn>.parquet    a closed day: all its rows, sorted by id,
+                                                  in files of at most 1,000,000 rows
     DIR/.hub/                                     the builder's private state (ledger.py)
 
-A data file holds the published rows of one period created on one day: its contents are
-fixed once the period's audits are done, so it is written once and never rewritten, and
-its name and bytes depend on the chain alone, not on when or how often a builder ran. The
+A period file holds the published rows of one period created on one day: its contents are
+fixed once the period's audits are done, so it is written once and never rewritten. When
+no commitment can add rows to a day any more (compaction.py), the day's period files are
+replaced by its part files, which depend on the day's rows alone. So every file's name
+and bytes depend on the chain alone, not on when or how often a builder ran. The
 index is canonical JSON (sorted keys, no spaces), so equal hubs have equal indexes; it is
 the one file to trust: it pins every other file by hash, the card included.
 
@@ -33,10 +37,26 @@ CARD_NAME = "README.md"
 DATA_DIR = "data"
 STATE_DIR = ".hub"
 DATA_GLOB = "data/*/*.parquet"
+PART_PREFIX = "part-"
 
 
 def data_path(day: str, period: int) -> str:
+    """An open day's file of one credit period."""
     return f"{DATA_DIR}/{day}/period-{period:08d}.parquet"
+
+
+def part_path(day: str, number: int) -> str:
+    """A closed day's `number`th file (in id order)."""
+    return f"{DATA_DIR}/{day}/{PART_PREFIX}{number:05d}.parquet"
+
+
+def day_of(path: str) -> str:
+    """The day (YYYY-MM-DD) of a data file's path."""
+    return path.split("/")[1]
+
+
+def is_part(path: str) -> bool:
+    return path.rsplit("/", 1)[-1].startswith(PART_PREFIX)
 
 
 def canonical(obj: object) -> bytes:
@@ -45,6 +65,23 @@ def canonical(obj: object) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -6,12 +6,14 @@
     staged    per applied commitment with new rows: its period and its staged row file
     credit    hotkey, period -> new tweets the hub attributed (held against the index's)
     outcomes  hotkey, period -> published | discarded | withheld, with the reason
-    files     every published data file: path, sha256, bytes, rows
+    files     every published data file: path, sha256, bytes, rows, and the period it
+              holds (DAY_FILE for a closed day's part file, which holds every period's)
 
 Applying a commitment (its claims, its staged file, its credit, the cursor) is one
-transaction, and so is publishing a period; the files they name are written before the
-transaction and are a pure function of the data, so a crash between the two leaves files
-that the retried step rewrites with the same bytes. Nothing is applied twice or lost.
+transaction, and so is publishing a period, and so is closing a day (its period files
+replaced by its part files); the files they name are written before the transaction and
+are a pure function of the data, so a crash between the two leaves files that the
+retried step rewrites with the same bytes. Nothing is applied twice or lost.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from d3.hub.errors import LedgerError
 
 LEDGER_VERSION = "1"
 PUBLISHED, DISCARDED, WITHHELD = "published", "discarded", "withheld"
+DAY_FILE = -1  # the period of a closed day's file: it holds every period's rows of the day
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS claimed (id INTEGER PRIMARY KEY);
@@ -71,6 +74,9 @@ class Ledger:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        # 64 MB of pages: claims and look-ups land in the newest stretch of `claimed`
+        # (ids grow with time), which then stays cached however large the table grows.
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         version = self._meta("version")
         if version is None:
@@ -185,6 +191,16 @@ class Ledger:
                     self.db.execute(
                         "DELETE FROM staged WHERE period = ? AND hotkey = ?", (period, hotkey)
                     )
+
+    def close_day(self, day: str, files: list[FileEntry]) -> None:
+        """A closed day's files replace every file of that day, at once."""
+        with self._transaction():
+            self.db.execute("DELETE FROM files WHERE path LIKE ?", (f"data/{day}/%",))
+            for entry in files:
+                self.db.execute(
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
+                    (entry.path, entry.sha256, entry.bytes, entry.rows, entry.period),
+                )
 
     def outcomes(self) -> list[tuple[str, int, str, int, str]]:
         return self.db.execute(

@@ -13,7 +13,10 @@ with it, so it is always current).
   already there with the right hash is skipped, so a publish interrupted after some
   uploads resumes with the rest. The index goes last.
 
-In every case rerunning a publish that completed sends nothing.
+In every case rerunning a publish that completed sends nothing. Data files the index no
+longer lists (a day's period files, once the day is closed and its part files replace
+them) are removed: after the new index is in place (local, S3: so the index never names a
+missing file), or in the same commit (Hugging Face).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from d3.hub.errors import HubCorrupt
 from d3.hub.layout import (
     CARD_NAME,
+    DATA_DIR,
     INDEX_NAME,
     SIGNATURE_NAME,
     sha256_hex,
@@ -41,6 +45,7 @@ class PublishReport:
     skipped: int = 0  # already at the destination with the right bytes
     bytes: int = 0
     commits: int = 0  # Hugging Face: Hub commits made (0 or 1)
+    removed: int = 0  # data files the index no longer lists, deleted at the destination
 
 
 def publish_local(source: Path, destination: Path) -> PublishReport:
@@ -62,6 +67,15 @@ def publish_local(source: Path, destination: Path) -> PublishReport:
     signature = source / SIGNATURE_NAME
     if signature.exists():
         write_atomic(destination / SIGNATURE_NAME, signature.read_bytes())
+    listed = {entry["path"] for entry in index["files"]}
+    data = destination / DATA_DIR
+    for path in sorted(data.rglob("*")) if data.exists() else []:
+        if path.is_file() and path.relative_to(destination).as_posix() not in listed:
+            path.unlink()
+            report.removed += 1
+    for day in data.iterdir() if data.exists() else []:
+        if day.is_dir() and not any(day.iterdir()):
+            day.rmdir()
     verify_copy(destination)
     return report
 
@@ -90,7 +104,7 @@ def publish_hf(
     source: Path, repo_id: str, api: Any = None, revision: str = "main", token: str | None = None
 ) -> PublishReport:
     """One commit to the dataset repo `repo_id` with everything its last index lacks."""
-    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     if api is None:
         from huggingface_hub import HfApi
@@ -118,6 +132,10 @@ def publish_hf(
         )
         report.copied += 1
         report.bytes += entry["bytes"]
+    listed = {entry["path"] for entry in index["files"]}
+    for path in sorted(p for p in remote if p.startswith(f"{DATA_DIR}/") and p not in listed):
+        operations.append(CommitOperationDelete(path_in_repo=path))
+        report.removed += 1
     if not operations and remote:
         return report  # the repo already has this index's every file
     for name in _tail(source):
@@ -174,4 +192,19 @@ def publish_s3(source: Path, bucket: str, client: Any, prefix: str = "") -> Publ
             ContentType="application/json",
             Metadata={"sha256": sha256_hex(data)},
         )
+    # Then what the index no longer lists: listed from the bucket, not from the previous
+    # index, so a publish that died here still removes them the next time.
+    listed = {key(entry["path"]) for entry in index["files"]}
+    stale: list[str] = []
+    token: dict[str, str] = {}
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=key(f"{DATA_DIR}/"), **token)
+        stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in listed]
+        if not page.get("IsTruncated"):
+            break
+        token = {"ContinuationToken": page["NextContinuationToken"]}
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes up to 1,000 keys
+        batch = [{"Key": k} for k in stale[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    report.removed = len(stale)
     return report

@@ -122,14 +122,22 @@ class RowSource:
         except (FetchError, ManifestError) as error:
             raise RowsUnavailable(f"manifest {sha[:12]}: {error}") from None
 
-    async def _first_fresh_id(self, commit_block: int) -> pa.Scalar | None:
-        """The smallest id that is fresh for a commitment at `commit_block` (None: any)."""
+    async def fresh_bound_ms(self, commit_block: int) -> int | None:
+        """The time (unix ms) before which a tweet is stale for a commitment at
+        `commit_block`: the timestamp of its freshness block. None: no bound yet."""
         block = self.scoring.fresh_from_block(commit_block)
         if block <= 0:
             return None
         if block not in self._times:
             self._times[block] = await self.chain.block_timestamp_ms(block)
-        return pa.scalar(ms_to_id(max(self._times[block], TWITTER_EPOCH_MS)), pa.int64())
+        return self._times[block]
+
+    async def _first_fresh_id(self, commit_block: int) -> pa.Scalar | None:
+        """The smallest id that is fresh for a commitment at `commit_block` (None: any)."""
+        bound = await self.fresh_bound_ms(commit_block)
+        if bound is None:
+            return None
+        return pa.scalar(ms_to_id(max(bound, TWITTER_EPOCH_MS)), pa.int64())
 
 
 def _first_of_each(table: pa.Table) -> pa.Table:

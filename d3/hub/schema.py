@@ -6,6 +6,13 @@ for byte), so everything that could vary is fixed here: column order and types, 
 order (by `id`), row-group size, compression and its level, statistics, and no
 per-write metadata (no timestamps, no writer's host). What remains is the library that
 writes: hubs are byte-identical for one pyarrow release, which `created_by` records.
+
+**Engagement counts are as scraped.** `like_count`, `retweet_count`, `reply_count`,
+`quote_count` and `view_count` are the miner's reading at `scraped_at`. Nobody verifies
+them row by row: an audit looks up a sample of each miner's tweets and fails only a
+count above X's current one by more than max(50, 100 %) (`compare_count` in
+`d3/validator/verifier.py`), and the validator keeps no X counts the hub could publish.
+The schema says so on each of those fields (metadata `d3.note`), and so does the card.
 """
 
 from __future__ import annotations
@@ -17,15 +24,33 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from d3.record import ARROW_SCHEMA
+from d3.validator.verifier import COUNT_FIELDS
 
-HUB_VERSION = "1"
+HUB_VERSION = "2"  # 2: counts marked as scraped; closed days compacted
+NOTE = "d3.note"  # field metadata: what a column means beyond the record's definition
+COUNTS_NOTE = (
+    "as scraped by the miner at scraped_at, not verified: an audit checks a sample of "
+    "each miner's tweets and fails only counts above X's by more than max(50, 100%)"
+)
 PROVENANCE = (
-    pa.field("miner_hotkey", pa.string(), nullable=False),  # the first committer
-    pa.field("manifest_sha256", pa.string(), nullable=False),  # the manifest that listed it
-    pa.field("commit_block", pa.int64(), nullable=False),  # the commitment it is credited to
+    pa.field("miner_hotkey", pa.string(), nullable=False).with_metadata(
+        {NOTE: "the first committer: the miner credited with the tweet"}
+    ),
+    pa.field("manifest_sha256", pa.string(), nullable=False).with_metadata(
+        {NOTE: "the signed manifest that listed it"}
+    ),
+    pa.field("commit_block", pa.int64(), nullable=False).with_metadata(
+        {NOTE: "the block of the commitment it is credited to"}
+    ),
 )
 HUB_SCHEMA = pa.schema(
-    [*ARROW_SCHEMA, *PROVENANCE],
+    [
+        *(
+            f.with_metadata({NOTE: COUNTS_NOTE}) if f.name in COUNT_FIELDS else f
+            for f in ARROW_SCHEMA
+        ),
+        *PROVENANCE,
+    ],
     metadata={
         "d3.record_version": ARROW_SCHEMA.metadata[b"d3.record_version"].decode(),
         "d3.hub_version": HUB_VERSION,
@@ -33,7 +58,9 @@ HUB_SCHEMA = pa.schema(
 )
 HUB_COLUMNS = tuple(HUB_SCHEMA.names)
 ROW_GROUP_ROWS = 100_000  # ~30 MB of tweets: DuckDB and `datasets` stream by row group
-ZSTD_LEVEL = 9  # written once, read many times: spend CPU on size
+ZSTD_LEVEL = 9  # a closed day's files: written once, read many times, so spend CPU on size
+OPEN_ZSTD_LEVEL = 3  # an open day's period files, replaced when the day closes
+STAGING_ZSTD_LEVEL = 1  # the builder's private staged rows: read once, by itself
 _DAY_MS = 86_400_000
 
 
@@ -62,19 +89,38 @@ def day_label(day: int) -> str:
     return ts.as_py().strftime("%Y-%m-%d")
 
 
-def encode_parquet(table: pa.Table) -> bytes:
-    """Hub rows as Parquet bytes: sorted by id, zstd, deterministic."""
-    table = table.cast(HUB_SCHEMA).sort_by("id")
+def writer_options(level: int = ZSTD_LEVEL) -> dict:
+    """Every `pyarrow.parquet` writer option a hub file is written with."""
+    return {
+        "compression": "zstd",
+        "compression_level": level,
+        "write_statistics": True,
+        "store_schema": True,
+        "sorting_columns": [pq.SortingColumn(0)],
+    }
+
+
+def encode_parquet(
+    table: pa.Table, level: int = ZSTD_LEVEL, row_group_rows: int = ROW_GROUP_ROWS
+) -> bytes:
+    """Hub rows as Parquet bytes: sorted by id, zstd, deterministic. One chunk per column,
+    so the bytes do not depend on how the rows were assembled (`compaction.py` streams a
+    day's rows into files identical to what this gives for the same rows)."""
+    table = table.cast(HUB_SCHEMA).sort_by("id").combine_chunks()
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=row_group_rows, **writer_options(level))
+    return sink.getvalue()
+
+
+def encode_staging(table: pa.Table) -> bytes:
+    """Staged rows (private, read back once by the builder): fast, in the given order."""
     sink = io.BytesIO()
     pq.write_table(
-        table,
+        table.cast(HUB_SCHEMA),
         sink,
         compression="zstd",
-        compression_level=ZSTD_LEVEL,
+        compression_level=STAGING_ZSTD_LEVEL,
         row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
-        store_schema=True,
-        sorting_columns=[pq.SortingColumn(0)],
     )
     return sink.getvalue()
 

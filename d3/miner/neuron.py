@@ -15,34 +15,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import signal
 import sqlite3
 import time
 from pathlib import Path
 from typing import Literal
 
-import bittensor as bt
 from loguru import logger
 from pydantic import Field, SecretStr
 
-from d3.chain.interface import Chain, ChainUnreachable, ChainVerdict, SubnetNotFound
+from d3.chain.interface import Chain, ChainVerdict
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.commitment import Commitment, decode_commitment
 from d3.config import DEV_FLAG, ConfigError, NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.errors import FatalError
 from d3.logs import setup_logging
 from d3.metrics import Health, MetricsServer, MinerMetrics
 from d3.miner.hosts import DatasetHost, HostError, HuggingFaceHost, LocalDirHost, S3Host
 from d3.miner.publisher import PARENT_KEY, Publisher, PublishError
 from d3.miner.store import TweetStore
-from scraping.factory import SourceConfigError
+from d3.retry import Backoff
+from d3.startup import check_ready, fatal_exits, load_wallet, stop_on_signals
+from scraping.factory import SourceKind
 from scraping.factory import build_source as build_real_source
 from scraping.query_plan import QueryPlan, QueryPlanError, default_plan, load_plan
-from scraping.source import SourceAuthError, SourceError, SourceUsageCapped, TweetSource
+from scraping.source import (
+    SourceAuthError,
+    SourceConfigError,
+    SourceError,
+    SourceSettings,
+    SourceUsageCapped,
+    TweetSource,
+)
 
 AUTH_BACKOFF_S = 600.0
 USAGE_CAP_BACKOFF_S = 3600.0  # a spent monthly cap: ask X once an hour, not every query
 STORE_BACKOFF_S = 5.0
+PUBLISH_BACKOFF = Backoff(2.0, cap_s=300.0, jitter=0.5)  # after failed publications in a row
 
 
 class MinerNeuronSection(Section):
@@ -54,9 +62,13 @@ class MinerNeuronSection(Section):
 
 
 class SourceSection(Section):
-    kind: Literal["x_api", "twscrape", "apify", "copier", "fabricator", "diluter"] = Field(
-        "x_api",
-        description="tweet source",
+    kind: SourceKind = Field("x_api", description="tweet source")
+    # Dev chains only: a dishonest miner for a local network to punish (d3/dev/adversaries.py).
+    adversary: Literal["copier", "fabricator", "diluter"] | None = Field(
+        None,
+        description="a dishonest source instead: copier (re-publishes --source.copy_from), "
+        "fabricator (invents tweets) or diluter (mixes 10% invented into --source.kind's)",
+        json_schema_extra=DEV_FLAG,
     )
     copy_from: str | None = Field(
         None, description="copier: the dataset dir to copy from", json_schema_extra=DEV_FLAG
@@ -89,27 +101,30 @@ class MinerConfig(NeuronBaseConfig):
 
 
 def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
-    if config.kind in ("copier", "fabricator", "diluter"):
-        if not dev_chain:
-            raise ConfigError(f"source kind {config.kind} exists only to demo a dev chain")
-        from d3.dev.adversaries import CopySource, DilutingSource, FabricatingSource
+    """The `--source.kind` source from the registry, or on a dev chain the dishonest one
+    `--source.adversary` names (imported only then: production never loads d3.dev)."""
+    if config.adversary is None:
+        return _real_source(config)
+    if not dev_chain:
+        raise ConfigError(f"--source.adversary {config.adversary} exists only to demo a dev chain")
+    if config.adversary == "copier" and not config.copy_from:
+        raise ConfigError("--source.copy_from is required for the copier")
+    from d3.dev.adversaries import adversary_source
 
-        if config.kind == "fabricator":
-            return FabricatingSource()
-        if config.kind == "diluter":  # 10% invented tweets mixed into real X API ones
-            return DilutingSource(build_source(config.model_copy(update={"kind": "x_api"}), True))
-        if not config.copy_from:
-            raise ConfigError("--source.copy_from is required for the copier")
-        return CopySource(expand(config.copy_from))
+    copy_from = expand(config.copy_from) if config.copy_from else None
+    return adversary_source(config.adversary, lambda: _real_source(config), copy_from)
+
+
+def _real_source(config: SourceSection) -> TweetSource:
+    settings = SourceSettings(
+        flag_prefix="--source",
+        x_bearer_token=config.x_bearer_token.get_secret_value(),
+        x_api_base_url=config.x_api_base_url,
+        twscrape_accounts=config.twscrape_accounts,
+        apify_token=config.apify_token.get_secret_value(),
+    )
     try:
-        return build_real_source(
-            config.kind,
-            flag_prefix="--source",
-            x_bearer_token=config.x_bearer_token.get_secret_value(),
-            x_api_base_url=config.x_api_base_url,
-            twscrape_accounts=config.twscrape_accounts,
-            apify_token=config.apify_token.get_secret_value(),
-        )
+        return build_real_source(config.kind, settings)
     except SourceConfigError as error:
         raise ConfigError(str(error)) from None
 
@@ -234,7 +249,7 @@ async def publish_forever(
             failures += 1
             metrics.publish_failures.inc()
             logger.exception("publication crashed; retrying")
-        backoff = min(300.0, 2.0 ** min(failures, 8)) * (0.5 + random.random()) if failures else 0
+        backoff = PUBLISH_BACKOFF.delay(failures) if failures else 0
         idle = max(backoff, 2.0)
         _beat(health, PUBLISH_LOOP, idle)
         await _sleep(stop, idle)
@@ -309,13 +324,12 @@ async def resume_chain_tip(store: TweetStore, chain: Chain) -> None:
     )
 
 
+@fatal_exits("cannot start")
 async def amain(config: MinerConfig) -> int:
-    wallet = bt.Wallet(
-        config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
-    )
+    wallet = load_wallet(config.wallet)
+    # Every line of this miner's work carries its hotkey (a call's own bind wins).
+    logger.configure(extra={"hotkey": wallet.hotkey.ss58_address[:10]})
     try:
-        # Every line of this miner's work carries its hotkey (a call's own bind wins).
-        logger.configure(extra={"hotkey": wallet.hotkey.ss58_address[:10]})
         dev_chain = config.subtensor.target.startswith(DEV_PREFIX)
         source = build_source(config.source, dev_chain)
         host = build_host(config.host, dev_chain)
@@ -323,26 +337,13 @@ async def amain(config: MinerConfig) -> int:
         Commitment("0" * 64, host.locator).encode()
         plan = build_plan(config.source.query_plan)
     except (ConfigError, QueryPlanError, HostError, ValueError, OSError) as error:
-        logger.error("cannot start: {}", error)
-        return 1
+        raise FatalError(str(error)) from None
     store_path = expand(config.neuron.store_path)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     store = TweetStore(store_path, max_rows=config.neuron.max_rows)
     try:
         async with open_chain(config.subtensor, wallet, config.netuid) as chain:
-            skew = await chain.runtime_skew(weights=False)
-            if skew is not None:
-                logger.error("cannot start: {}", skew)
-                return 1
-            graph = await chain.metagraph()
-            if graph.uid_of(chain.hotkey) is None:
-                logger.error(
-                    "hotkey {} is not registered on netuid {}: register it first "
-                    "(btcli subnets register)",
-                    chain.hotkey,
-                    config.netuid,
-                )
-                return 1
+            graph = await check_ready(chain, config.netuid, role="miner", weights=False)
             await resume_chain_tip(store, chain)
             logger.info(
                 "miner {} (uid {}) on netuid {}, publishing to {}",
@@ -365,9 +366,7 @@ async def amain(config: MinerConfig) -> int:
                 shard_rows=config.neuron.shard_rows,
             )
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+            stop_on_signals(stop)
             with serve_metrics(config, metrics, health):
                 await asyncio.gather(
                     scrape_forever(source, plan, store, stop, metrics, health),
@@ -377,9 +376,6 @@ async def amain(config: MinerConfig) -> int:
                 )
             logger.info("miner stopped")
             return 0
-    except (ChainUnreachable, SubnetNotFound, ConfigError) as error:
-        logger.error("cannot start: {}", error)
-        return 1
     finally:
         store.close()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,11 @@ from d3.commitment import Commitment
 from d3.manifest import Manifest, Signer, build_manifest, parse_manifest
 from d3.miner.hosts import DatasetHost, HostError
 from d3.miner.store import TweetStore
+from d3.retry import Backoff, retry
 from d3.shards import encode_shard, shard_name
 
 PARENT_KEY = "last_manifest"
+UPLOAD_BACKOFF = Backoff(1.0, cap_s=60.0, jitter=0.5)  # between tries of one file's upload
 
 
 class PublishError(Exception):
@@ -134,16 +135,20 @@ class Publisher:
         if await self.host.exists(name):
             return
         data = (self.staging / name).read_bytes()
-        for attempt in range(self.upload_retries + 1):
-            try:
-                await self.host.upload(name, data)
-                return
-            except HostError as error:
-                if not error.transient or attempt == self.upload_retries:
-                    raise PublishError(f"upload of {name} failed: {error}") from None
-                delay = min(60.0, 2.0**attempt) * (0.5 + random.random())
-                log.warning("upload of {} failed ({}); retry in {:.1f}s", name, error, delay)
-                await asyncio.sleep(delay)
+
+        def retrying(error: Exception, wait: float) -> None:
+            log.warning("upload of {} failed ({}); retry in {:.1f}s", name, error, wait)
+
+        try:
+            await retry(
+                lambda: self.host.upload(name, data),
+                UPLOAD_BACKOFF,
+                attempts=self.upload_retries + 1,
+                retryable=lambda error: isinstance(error, HostError) and error.transient,
+                on_retry=retrying,
+            )
+        except HostError as error:
+            raise PublishError(f"upload of {name} failed: {error}") from None
 
     def _clear_staging(self, manifest: Manifest) -> None:
         for name in [manifest.name, *(shard_name(r.sha256) for r in manifest.body.shards)]:

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 
-from d3.record import ARROW_SCHEMA, COLUMNS, RecordError, TweetRecord, check_schema
+from d3.record import ARROW_SCHEMA, COLUMNS, TweetRecord, check_nulls, check_schema
 from d3.shards import SHA256_HEX
 
 STORE_VERSION = 1  # PRAGMA user_version; bump with any layout change
@@ -295,9 +295,7 @@ class TweetStore:
     def add_table(self, table: pa.Table) -> int:
         """`add` for a table in ARROW_SCHEMA (rows already validated, e.g. by check_table)."""
         check_schema(table.schema)
-        for field in ARROW_SCHEMA:
-            if not field.nullable and table.column(field.name).null_count:
-                raise RecordError(f"column {field.name} has nulls")
+        check_nulls(table)
         return self._insert(_table_rows(table), table.num_rows)
 
     def _insert(self, rows: Iterable[tuple[Any, ...]], offered: int) -> int:

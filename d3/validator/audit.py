@@ -8,17 +8,24 @@ not spent per manifest. Instead:
    tweet ID whose key is the hash of the finalized block after the commit: the miner fixed
    its data before that block existed, and withholding the upload to dodge a bad draw is
    a rejection that costs credibility.
-2. **The audit at period close.** When a period's commitments are all judged and the
-   block `AUDIT_DELAY` blocks after its last one is final, every miner with credit in it
-   gets look-ups in proportion to its credit (at least `min_per_miner`), drawn from its
-   candidates with probability proportional to each commitment's new rows, seeded by
-   that block's hash. Every validator draws the same rows.
+2. **The audit at period close.** When a period's commitments are all judged and its
+   seed block (`delay_blocks` after the grace period that follows the period's last
+   block) is final, every miner with credit in it gets look-ups in proportion to its
+   credit (at least `min_per_miner`), drawn from its candidates with probability
+   proportional to each commitment's new rows, seeded by that block's hash. Every
+   validator draws the same rows.
 3. **Credit = evidence.** A period's credit counts only once audited, times the share of
    sampled tweets X found: inventing a share f of one's new tweets removes, in
    expectation, exactly that share of one's credit, and deletions cost an honest miner
-   only its deletions. One altered tweet zeroes the period. A missing share beyond
-   `MAX_MISSING_SHARE`, or an alteration, also counts against credibility, once per
-   audited commitment.
+   only its deletions. One altered tweet (content X contradicts) zeroes the period; a
+   count X refutes only makes that pick not found. A missing share beyond
+   `MAX_MISSING_SHARE`, or an alteration, also counts against credibility, once for the
+   miner's period, however many commitments the sample touched.
+4. **Silence is not an outage.** When X answers nothing (an outage, refused credentials,
+   the usage cap, the look-up budget), the audit waits as long as it takes and nothing
+   counts against anyone. Only a tweet X stays silent about while it answers the
+   validator's other look-ups counts as not found, `max_wait_blocks` after that silence
+   was first seen (`RoundRunner._audit_period`).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from d3.validator.verifier import MAX_MISSING_SHARE
 
 _U64 = pa.uint64()
 _GOLDEN = pa.scalar(0x9E3779B97F4A7C15, _U64)
@@ -49,9 +58,12 @@ class AuditParams:
     rows_per_candidate: int = 1_000  # and one more per this many rows: big ones keep more
     scan_rows: int = 256  # the fewest rows ranked per commitment to find them among
     delay_blocks: int = 1  # the seed block: this many blocks after the grace period
-    # A look-up X stays silent about (an outage) is retried; after this many blocks past
-    # the seed block it counts as not found, so one silent tweet cannot hold credit, or
-    # every validator's weights, back forever.
+    # A sampled tweet X stays silent about while it answers this validator's other
+    # look-ups (in the same call, or a probe of a tweet it answered before) is asked again
+    # each round; once that per-ID silence has lasted this many blocks from the first
+    # round it was seen, the tweet counts as not found, so one silent tweet cannot hold a
+    # period back forever. A look-up X answers nothing of (an outage) starts no timer and
+    # ends none: the audit waits, however long.
     max_wait_blocks: int = 7_200
     # The key that ranks a commitment's rows comes from the block this many blocks after
     # the commit; None (production) means just after its grace period, when the miner can
@@ -102,6 +114,41 @@ class AuditResult:
         if self.altered or not self.checked:
             return (0, 1)
         return (self.found, self.checked)
+
+    @property
+    def failed(self) -> bool:
+        """The credibility outcome: an altered tweet, nothing checkable, or more not found
+        than deletions explain (`MAX_MISSING_SHARE`)."""
+        missing = self.checked - self.found
+        return bool(self.altered) or not self.checked or missing > MAX_MISSING_SHARE * self.checked
+
+
+SECONDS_PER_BLOCK = 12
+
+
+def budget_shortfall(
+    daily_budget: int, params: AuditParams, period_blocks: int, max_miners: int = 256
+) -> str | None:
+    """Why `daily_budget` look-ups a day can never keep up with the audits, or None.
+
+    A period counts for nobody until its audit is done, so a validator whose budget
+    cannot cover one period's look-ups per period falls further behind every period and
+    its window empties. A period asks for `lookups_per_period` look-ups, or
+    `min_per_miner` for each of up to `max_miners` miners with credit if that is more."""
+    period_s = period_blocks * SECONDS_PER_BLOCK
+    supply = daily_budget * period_s / 86_400
+    demand = max(params.lookups_per_period, params.min_per_miner * max_miners)
+    if supply >= demand:
+        return None
+    need = -(-demand * 86_400 // period_s)
+    return (
+        f"--verify.daily_budget {daily_budget:,} gives {supply:,.0f} look-ups per period "
+        f"({period_blocks} blocks of {SECONDS_PER_BLOCK} s), fewer than the {demand:,} a "
+        f"period's audit asks for (--verify.audit_lookups {params.lookups_per_period:,}, "
+        f"--verify.audit_min {params.min_per_miner} x {max_miners} miners): this validator "
+        f"could never finish an audit, and a period counts only once audited; set "
+        f"--verify.daily_budget to at least {need:,} (docs/validator.md, Requirements)"
+    )
 
 
 def seed_of(*parts: object) -> int:

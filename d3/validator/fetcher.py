@@ -10,13 +10,13 @@ host defeats). Transient failures are retried a bounded number of times; "not th
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from d3.commitment import Locator, LocatorKind
+from d3.retry import Backoff, retry
 from d3.validator.public_net import PrivateAddress, public_transport
 
 
@@ -41,6 +41,16 @@ class FetchLimits:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     retries: int = 2
+
+
+FETCH_BACKOFF = Backoff(0.5, cap_s=8.0, jitter=0.5)  # between tries, within the deadline
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """A transient failure; not "not there yet", which the pipeline waits out itself."""
+    return (
+        isinstance(error, FetchError) and error.transient and not isinstance(error, NotYetAvailable)
+    )
 
 
 class Fetcher:
@@ -110,16 +120,12 @@ class Fetcher:
         return data
 
     async def _get_with_retries(self, url: str, max_bytes: int) -> bytes:
-        for attempt in range(self.limits.retries + 1):
-            try:
-                return await self._get(url, max_bytes)
-            except FetchError as error:
-                if not error.transient or isinstance(error, NotYetAvailable):
-                    raise
-                if attempt == self.limits.retries:
-                    raise
-            await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+        return await retry(
+            lambda: self._get(url, max_bytes),
+            FETCH_BACKOFF,
+            attempts=self.limits.retries + 1,
+            retryable=_worth_retrying,
+        )
 
     async def _get(self, url: str, max_bytes: int) -> bytes:
         try:

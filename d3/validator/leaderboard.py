@@ -23,15 +23,12 @@ Per miner:
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from d3.chain.interface import MetagraphSnapshot
 from d3.validator.scoring import MinerScore, ScoringParams
-
-# Reads this validator's row of `Weights` on chain: uid -> raw u16 weight.
-WeightsReader = Callable[[int], Awaitable[Mapping[int, int] | None]]
 
 
 def legend(params: ScoringParams) -> str:
@@ -149,31 +146,17 @@ def build(
 async def read(
     runner: Any,
     graph: MetagraphSnapshot,
-    weights_reader: WeightsReader | None = None,
     scores: Sequence[MinerScore] | None = None,
     caught_up: bool = True,
 ) -> Leaderboard:
     """The leaderboard of a `RoundRunner` at `graph`: its `scores` (pass the list a
     weight-set just used, or they are computed) and this validator's weights on chain
-    (None when there is no reader, or this hotkey has no uid). What the validator serves,
+    (`Chain.weights_of`; None when this hotkey has no uid). What the validator serves,
     and what a local network prints."""
     if scores is None:
         scores = await runner.scores(graph)
     uid = graph.uid_of(runner.chain.hotkey)
     on_chain = None
-    if weights_reader is not None and uid is not None:
-        on_chain = normalised(await weights_reader(uid))
+    if uid is not None:
+        on_chain = normalised(await runner.chain.weights_of(uid))
     return build(scores, graph, runner.scoring, on_chain, caught_up)
-
-
-def sdk_weights_reader(chain: Any) -> WeightsReader:
-    """This validator's `Weights` row through an `SdkChain`'s client.
-
-    (It belongs on the `Chain` protocol as a read; until it is there, it reads the same
-    storage item `SdkChain.reveal_outcome` confirms reveals from.)"""
-
-    async def read(uid: int) -> Mapping[int, int] | None:
-        stored = await chain.client.query(("SubtensorModule", "Weights"), [chain.netuid, uid])
-        return {int(u): int(v) for u, v in stored or []}
-
-    return read

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 
-from d3.validator import audit, index, pipeline, scoring, verifier
+from d3.validator import audit, fetcher, index, pipeline, scoring, verifier
 
 
 def _example() -> str:
@@ -68,7 +68,7 @@ def _constants() -> str:
             "`MAX_MISSING_SHARE`",
             verifier.MAX_MISSING_SHARE,
             "`d3/validator/verifier.py`: share of sampled tweets X may not find (deletions) "
-            "before a manifest counts as fabricated",
+            "before the audit fails and costs credibility",
         ),
         (
             "audit look-ups",
@@ -84,13 +84,41 @@ def _constants() -> str:
         ),
         (
             "audit seed",
-            f"{params.delay_blocks} block after the grace period that follows the period",
-            "`d3/validator/audit.py`",
+            "block (p + 1) × PERIOD_BLOCKS − 1 + grace + `delay_blocks` for period p: "
+            f"{scoring.PERIOD_BLOCKS} × (p + 1) + "
+            f"{limits.grace_blocks + params.delay_blocks - 1} with the defaults",
+            f"`d3/validator/audit.py`: `delay_blocks` ({params.delay_blocks}) after the grace "
+            "period that follows the period's last block",
+        ),
+        (
+            "audit ranking key",
+            "splitmix64(tweet ID xor seed), seed = the first 8 bytes (big-endian) of "
+            "SHA-256(`<manifest sha256>:<hash of block commit + grace + 1>`)",
+            "`rank_keys`, `seed_of` in `d3/validator/audit.py`: which rows become candidates",
+        ),
+        (
+            "audit draw",
+            "Python's `random.Random(seed_of(<seed block hash>, <hotkey>, <period>))`, "
+            "`choices` weighted by new rows, commitments in (block, part) order",
+            "`draw` in `d3/validator/audit.py`: which candidates are looked up",
+        ),
+        (
+            "audit max wait",
+            f"{params.max_wait_blocks:,} blocks of per-ID silence",
+            "`d3/validator/audit.py`: from when this validator first saw X silent about a "
+            "sampled tweet while it answered other look-ups; an outage never expires",
         ),
         (
             "count tolerance",
             f"max({verifier.COUNT_SLACK}, {verifier.COUNT_SLACK_PERCENT} %)",
-            "`d3/validator/verifier.py`: how far a row's counts may exceed X's current ones",
+            "`d3/validator/verifier.py`: how far a row's counts may exceed X's current ones; "
+            "beyond it the pick counts as not found (never altered)",
+        ),
+        (
+            "look-up budget",
+            "10,000 a day; a token bucket holding an hour's worth, full at start",
+            "`--verify.daily_budget`: an audit larger than the bucket runs on a full bucket "
+            "into debt; a budget below one period's audit per period is refused at start-up",
         ),
         (
             "renamed handles",
@@ -119,6 +147,16 @@ def _constants() -> str:
         ("rows per commitment", f"{limits.max_rows:,}", "`--fetch.max_rows`"),
         ("shards per commitment", f"{limits.max_shards:,}", ""),
         (
+            "fetch time",
+            f"{fetcher.FetchLimits.deadline_s:.0f} s a file; an item 1.25 × that plus its "
+            f"declared bytes at {limits.min_fetch_rate / 1e6:.0f} MB/s, at most "
+            f"{limits.max_item_s:,.0f} s; a commitment with its ancestry "
+            f"{limits.max_commitment_s:,.0f} s; a hotkey's commitments of a period "
+            f"{limits.max_hotkey_period_s:,.0f} s",
+            "`--fetch.deadline_s`, `PipelineLimits`: past the last two the commitment is "
+            "rejected as the miner's fault (the judging order is global)",
+        ),
+        (
             "index window",
             f"2^{index.WINDOW_BITS} IDs (~{(1 << index.WINDOW_BITS) >> 22} ms)",
             "`d3/validator/index.py`",
@@ -138,7 +176,8 @@ def render() -> str:
 Miners are paid for **new, unique, real, fresh** tweets. Each validator reads every
 commitment from chain history and keeps an index of every tweet ID it has accepted; the
 first miner to commit a tweet (by commit block, then hotkey) is credited with it, and
-nobody after. Credit turns into weights like this:
+nobody after. Credit turns into weights like this (b is the block at which weights are
+computed):
 
 ```
 {formulas}
@@ -164,8 +203,11 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   commitment replaced a block later, or made while a validator was down, is read and
   judged like any other.
 - **One global order.** Commitments are judged in `(commit block, hotkey)` order, each
-  once. A manifest reached only through `parent` (never committed itself) takes the block
-  of the earliest commitment whose chain contains it.
+  once; within a block, hotkeys compare as their SS58 address strings, byte by byte
+  (ASCII: digits before capitals before small letters), which is how the validator's
+  queue (a Redis sorted set, members `<block>|<hotkey>|…`) and the hub order them. A
+  manifest reached only through `parent` (never committed itself) takes the block of the
+  earliest commitment whose chain contains it.
 - **Every commitment is judged.** Accepted, rejected with a reason (which lowers
   credibility), or neutral: text that is not a D3 commitment, a manifest already judged
   with an earlier commitment, or a validator-side failure. A commitment whose data is not
@@ -175,10 +217,23 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   periods before that commitment's period. A tweet first committed before the horizon
   (`FRESH_PERIODS` periods before the window) is therefore stale for every commitment in
   the window, and a validator that starts with an empty Redis and reads history back to
-  the horizon reaches exactly the credit, credibility and weights of one that ran from
-  the start. Credibility is computed over the commitments in the window, in block order.
-- **Weights wait for the replay.** A validator that is still replaying history does not
-  set weights.
+  the horizon reaches exactly the credit of one that ran from the start, and its
+  credibility and weights once it has audited the same periods. Credibility is computed
+  over the verdicts in the window (blocks from `(⌊b / PERIOD_BLOCKS⌋ − WINDOW_PERIODS +
+  1) × PERIOD_BLOCKS` on), in block order.
+- **Catching up on audits takes days.** That validator owes the audit of every closed
+  period since the horizon at once (8 periods: about 63,500 look-ups with 256 miners)
+  and pays for it with what its budget leaves over, newest period first. At the default
+  budget (10,000 a day against about 7,940 a period asks) its window counts as many
+  periods as a veteran's after about 4.5 days (and lags it by an hour a day until its
+  whole backlog is paid, after about 29); with 20,000 a day, after about 2.3 and 5 days
+  (`bench/catchup_bench.py`, table in `bench/README.md`). Until then its weights come
+  from the periods it has audited only: for about the first 1.3 days none (it sets no
+  weights: no miner has a score yet), then fewer periods than a veteran counts, so its
+  weights differ from the veteran's.
+- **Weights wait for the replay, not for audits.** A validator that is still replaying
+  history does not set weights. Once it has caught up it sets weights on schedule from
+  the periods audited so far; a period whose audit waits simply does not count yet.
 - **What this does not cover (yet).** Two things are judged from what a validator sees,
   not from the chain, and can still differ: *availability* (data uploaded after its grace
   period, or served to some validators and not others, is rejected by the validators
@@ -196,30 +251,50 @@ at stake (`d3/validator/audit.py`):
 1. Each accepted commitment keeps `candidates_per_commitment` of its **new**, fresh rows,
    and one more per `rows_per_candidate` rows
    (the ones that earn credit; copies of other miners' tweets earn nothing and are never
-   audited; invented tweets are always new), ranked by a keyed hash of the tweet ID whose
-   key is the hash of the finalized block just after its grace period: it did not exist
-   while the miner could still upload or withhold anything, so the miner cannot choose
-   what to show after seeing the ranking. A long ancestry applied in parts keeps
-   candidates for each part.
-2. When a period is closed (all its commitments judged, and the block `delay_blocks`
-   after its grace period final), each miner with credit in it gets
+   audited; invented tweets are always new), ranked by a keyed hash of the tweet ID (the
+   "audit ranking key" above: splitmix64, keyed by the manifest hash and the hash of the
+   finalized block just after its grace period): that block did not exist while the
+   miner could still upload or withhold anything, so the miner cannot choose what to
+   show after seeing the ranking. A long ancestry applied in parts keeps candidates for
+   each part.
+2. When period p is closed (all its commitments judged, and its seed block final: the
+   block `delay_blocks` (1) after the grace period that follows p's last block, so
+   (p + 1) × PERIOD_BLOCKS + 50 with the defaults), each miner with credit in it gets
    `min_per_miner` look-ups plus the rest of `lookups_per_period` in proportion to its
-   share of the period's credit (never more than `lookups_per_period` in all),
+   share of the period's credit (never more than `lookups_per_period` in all, unless the
+   minimums alone are more: `min_per_miner` × the miners with credit),
    drawn from its candidates with probability proportional to each commitment's new
    rows (with replacement: a commitment picked more often than it has candidates shows
-   them again), seeded by that block's hash: every validator asks X about the same
-   tweets. A
-   pick that falls on a commitment with credit but no candidate (padded until none of
-   its credited rows was ranked) counts as not found.
-3. The period's credit counts only once audited, times `found / checked` (0 if one
-   sampled tweet was altered). A missing share above `MAX_MISSING_SHARE`, or an
-   alteration, also counts against credibility, once per audited commitment. When X
-   gives no answer, or the look-up budget is spent, that miner's audit waits, and the
+   them again), seeded by the seed block's hash (the "audit draw" above): every
+   validator asks X about the same tweets. A pick that falls on a commitment with credit
+   but no candidate (padded until none of its credited rows was ranked) counts as not
+   found. Closed periods are audited newest first, so a validator that owes several
+   spends its look-ups on the ones that will count longest.
+3. The period's credit counts only once audited, times `found / checked`. An altered
+   tweet (what its author wrote, as X fixed it when it was posted, differs: text,
+   author, time, language, references, entities; `docs/protocol.md` has the table) makes
+   the factor 0. A count far above X's (beyond the count tolerance) is not an
+   alteration: counts earn nothing, and anyone can withdraw likes, replies, quotes or
+   retweets after a miner scraped them, so that pick only counts as not found, which
+   costs the miner that pick's share. A not-found share above `MAX_MISSING_SHARE`, or an
+   alteration, also counts against credibility: one outcome for the miner's period,
+   however many of its commitments the sample touched, so a failed audit costs the same
+   whatever a miner's commit cadence.
+4. **Waiting.** When the look-up budget is spent, or X answers nothing (an outage:
+   HTTP errors or timeouts after the retries, refused credentials, the plan's usage cap),
+   that miner's audit waits, as long as it takes, and nothing counts against anyone. The
    period counts for every miner only once every miner's audit of it is done (for
    nobody before): a waiting audit never puts one miner behind the others, and no
-   weights come from a half-audited period. A tweet X stays silent about
-   for `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}) blocks after the seed
-   block counts as not found: one silent tweet cannot hold anything back forever.
+   weights come from a half-audited period. Only *per-ID silence* ever ends in "not
+   found": X answers other tweets of the same look-up (or a probe of a tweet it answered
+   before) but neither returns this one nor says it does not exist. Such a tweet is
+   asked again every round, and counts as not found once it has been silent for
+   `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}) blocks from the first round
+   in which this validator saw it so, in a round in which X is answering: one silent
+   tweet cannot hold a period back forever, and no outage, however long, expires into
+   "not found". What each source's answers mean is in `docs/protocol.md`, "What a
+   look-up compares": X's per-ID errors (deleted, protected or suspended author,
+   withheld) are answers, not found at once.
 
 Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
 share of one's credit (so it cannot raise the expected credit above the real tweets'),
@@ -274,9 +349,9 @@ proportional) removes them.
 
 Measured with the project's own code at the default budget and 256 miners
 (`bench/incentive_bench.py`; the table and commands are in `bench/README.md`), a cheater's
-weight relative to an equal honest miner is 0.97 at f = 1 %, 0.87 at 5 %, 0.74 at 10 %,
-0.38 at 20 %, and 0 from 50 % on; in a field whose volumes differ tenfold it is 0.98,
-0.89, 0.82, 0.36 and 0. Equal honest miners get near-equal weights (their spread is 0.05
+weight relative to an equal honest miner is 0.97 at f = 1 %, 0.86 at 5 %, 0.61 at 10 %,
+0.07 at 20 %, and 0 from 50 % on; in a field whose volumes differ tenfold it is 0.98,
+0.88, 0.76, 0.07 and 0. Equal honest miners get near-equal weights (their spread is 0.05
 of the mean weight; it was 1.8 times the mean on a curve that counted miners).
 
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
@@ -291,8 +366,9 @@ missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented
   Committing first and uploading later is the protocol: the hash on chain fixes
   priority before the data is visible, so copying from a miner's host is always late.
 - **Fabrication and alteration.** The period's audit (above) discounts credit by the
-  sampled share X does not find and zeroes it for one altered tweet; both beyond the
-  deletion allowance lower credibility, which multiplies all of the miner's score.
+  sampled share X does not find (counts X refutes included) and zeroes it for one
+  altered tweet; a not-found share beyond the deletion allowance, or an alteration,
+  lowers credibility, which multiplies all of the miner's score.
 - **Broken data.** Wrong schema, bad hashes or signatures, impossible snowflake times,
   future dates, duplicate IDs, oversized files, uploads that never appear: the manifest
   is rejected with a logged reason, and credibility drops.
@@ -300,8 +376,64 @@ missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented
   neither indexed nor credited for it.
 - **Replaced hotkeys.** Credit belongs to a hotkey; a uid's new owner starts at zero.
 
-An X outage or a validator-side error is never counted against a miner: the manifest is
-judged on structure alone, or retried in a later round.
+An X outage or a validator-side error is never counted against a miner: an audit waits
+for X however long it is down, and a commitment the validator could not judge for its own
+reasons is retried in a later round, or judged without touching credibility.
+
+## Known limitations
+
+What this mechanism does not stop yet, and what is planned (the numbers are from a
+docs-only attack review of the mechanism):
+
+- **Self-made real tweets.** An operator that runs its own X accounts and "scrapes" what
+  they post brings real, unique, fresh tweets made to order: the audit finds every one.
+  Nothing here tells them from organic posts, and on a convex curve out-producing the
+  field takes most of the emission. Planned: cap credit per author per period across
+  the subnet, weigh it by author signals X returns (account age, followers), and
+  discount near-duplicate text across authors.
+- **The same-block tie-break can be ground.** Ties within a block go to the hotkey whose
+  SS58 string sorts first, and a hotkey can be generated to sort low; a miner that sees a
+  rival's commitment in the mempool and lands its own in the same block wins every tweet
+  they share. Planned: break ties per tweet by a hash of (the seed block's hash, tweet ID,
+  hotkey), so that no hotkey wins ties systematically.
+- **Mechanism constants are per-validator flags.** `--scoring.*`, `--verify.audit_lookups`,
+  `--verify.audit_min` and `--neuron.grace_blocks` (it places the seed and ranking blocks)
+  must be equal on every validator, and nothing enforces it: a validator with other
+  values draws other samples and sets other weights. Planned: the subnet owner commits
+  the constants on chain, and a validator whose flags differ refuses to set weights.
+- **Validators see X at different times.** A tweet deleted (or whose engagement is
+  withdrawn) between two validators' audits is found by one and not by the other, and
+  the look-up sources (X API v2, twscrape, Apify) do not see exactly the same tweets.
+  The sample is public once its seed block is final, so a griefer knows which of its own
+  tweets to delete; that costs a victim only those picks, so it is bounded, not zero.
+  X's media takedowns (a copyright claim against a tweet's photo) make a miner's
+  `media_urls` list media X no longer has, which reads as an alteration. Planned: one
+  outcome table every source's answers are normalised to and tested against, and media
+  removed since the scrape treated like a withdrawn count.
+- **Rejections still count once per commitment.** An audit is one credibility outcome
+  per miner-period, but each rejected commitment is one too: a miner whose host is down
+  for an hour after the grace period, at one commitment every 50 blocks, takes six
+  (credibility 0.8^6 = 0.26), and with one passed audit a period to pull it back it
+  recovers over the window (0.41 after one period, 0.62 after three), where before a
+  passed audit counted once per audited commitment and restored it within a period. A
+  frequent committer also pays more for the same outage than a rare one. Planned:
+  rejections of one miner-period count as one outcome too.
+- **A bootstrapping validator's weights differ for days** (above). Planned: import audit
+  results other validators signed, or set no weights until the window is audited.
+- **Fetch time is wall-clock.** The per-commitment and per-hotkey allowances bound how
+  long one hotkey holds the global order (about an hour a period), but each hotkey has
+  its own: k hotkeys with slow hosts hold it for about k hours a period, and a validator
+  with a slow network could reject a slow honest host that another accepts. Planned: a
+  per-hotkey byte quota per period that grows with the hotkey's audited track record.
+- **Floods and bursts.** A throwaway hotkey can commit up to the row limits with every
+  commitment: its IDs stay claimed, and its unaudited credit takes most of the
+  proportional look-ups of that period. Holding scraped tweets back and releasing them
+  in bursts pays on a convex curve (up to the freshness bound). Planned: allot look-ups
+  by the previous audited period's credit, cap rows per hotkey per period by track
+  record, and score a smoothed credit rate.
+- **Availability after acceptance.** Data a host serves to some validators only, or
+  deletes after the audit, is judged differently by a validator that bootstraps later.
+  Planned: validators and the hub mirror accepted manifests and shards by hash.
 """
 
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
+import dataclasses
 import time
 from datetime import UTC, datetime
-from typing import Literal
 
-import bittensor as bt
 from loguru import logger
 from pydantic import Field, SecretStr, field_validator
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,15 +24,24 @@ from d3 import __version__
 from d3.chain.interface import Chain, ChainUnreachable, HistoryUnavailable, SubnetNotFound
 from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
+from d3.errors import FatalError
 from d3.logs import setup_logging
 from d3.metrics import Health, MetricsServer, ValidatorMetrics
 from d3.redis_url import connect_redis, validate_redis_url
 from d3.shards import ShardLimits
+from d3.startup import check_ready, fatal_exits, load_wallet, stop_on_signals
 from d3.validator import leaderboard as leaderboards
-from d3.validator.audit import AuditParams
+from d3.validator.audit import AuditParams, budget_shortfall
+from d3.validator.dashboard import (
+    NetworkView,
+    Outcome,
+    RoundRecord,
+    ValidatorDashboard,
+    brief,
+)
 from d3.validator.fetcher import Fetcher, FetchLimits
-from d3.validator.index import LayoutError, TweetIndex
-from d3.validator.leaderboard import Leaderboard, WeightsReader, sdk_weights_reader
+from d3.validator.index import DEFAULT_CACHE_BYTES, LayoutError, TweetIndex
+from d3.validator.leaderboard import Leaderboard
 from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import (
@@ -49,8 +56,9 @@ from d3.validator.scoring import (
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import Lookup, LookupAnswer, LookupBudget
 from d3.validator.x_lookup import source_lookup
-from scraping.factory import SourceConfigError, build_source
-from scraping.source import SourceAuthError
+from d3.web.server import ReadOnlyServer
+from scraping.factory import SourceKind, build_source
+from scraping.source import SourceAuthError, SourceConfigError, SourceSettings
 
 # Sent with every weight-set; bump when a release changes scoring.
 VERSION_KEY = int("".join(f"{int(p):03d}" for p in __version__.split(".")))
@@ -61,6 +69,11 @@ class RedisSection(Section):
     cluster: bool = Field(False, description="the URL is one node of a Redis Cluster")
     prefix: str = Field("d3", description="key prefix (one per subnet if Redis is shared)")
     max_outage_s: float = Field(300, gt=0, description="exit after Redis is down this long")
+    index_cache_mb: int = Field(
+        DEFAULT_CACHE_BYTES >> 20,
+        ge=0,
+        description="memory for the index's cache of windows, in MiB (a miss is one read)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -98,7 +111,7 @@ class VerifySection(Section):
     x_api_base_url: str | None = Field(
         None, description="X API host (the local X server)", json_schema_extra=DEV_FLAG
     )
-    lookup_kind: Literal["x_api", "twscrape", "apify"] = Field(
+    lookup_kind: SourceKind = Field(
         "x_api", description="where look-ups go: X API v2, a twscrape account pool, or Apify"
     )
     twscrape_accounts: str | None = Field(None, description="twscrape accounts file")
@@ -141,16 +154,24 @@ class ScoringSection(Section):
     )
 
 
+class DashboardSection(Section):
+    port: int = Field(0, ge=0, le=65535, description="serve the web dashboard on this port; 0: off")
+    host: str = Field(
+        "127.0.0.1", description="address the dashboard listens on (0.0.0.0: every interface)"
+    )
+    hub: str | None = Field(
+        None, description="a hub directory (python -m d3.hub build DIR) for the Data page"
+    )
+    refresh_s: float = Field(15, ge=1, description="seconds between a page's refreshes")
+
+
 class ValidatorConfig(NeuronBaseConfig):
     redis: RedisSection = RedisSection()
+    dashboard: DashboardSection = DashboardSection()
     neuron: ValidatorNeuronSection = ValidatorNeuronSection()
     verify: VerifySection = VerifySection()
     fetch: FetchSection = FetchSection()
     scoring: ScoringSection = ScoringSection()
-
-
-class FatalError(Exception):
-    """Stop the process with a non-zero status: a restart or an operator is needed."""
 
 
 def metered_lookup(lookup: Lookup, metrics: ValidatorMetrics) -> Lookup:
@@ -181,10 +202,16 @@ def build_runner(
     lookup = None
     verify = config.verify
     if verify.daily_budget and not verify.structure_only:
+        shortfall = budget_shortfall(
+            verify.daily_budget,
+            AuditParams(lookups_per_period=verify.audit_lookups, min_per_miner=verify.audit_min),
+            scoring.period_blocks,
+        )
+        if shortfall is not None:
+            raise FatalError(shortfall)
         try:
             # A rate-limited look-up waits at most a minute: a round must not stall for long.
-            source = build_source(
-                verify.lookup_kind,
+            settings = SourceSettings(
                 flag_prefix="--verify",
                 x_bearer_token=verify.x_bearer_token.get_secret_value(),
                 x_api_base_url=verify.x_api_base_url,
@@ -192,6 +219,7 @@ def build_runner(
                 apify_token=verify.apify_token.get_secret_value(),
                 max_wait_s=60,
             )
+            source = build_source(verify.lookup_kind, settings)
         except (SourceConfigError, SourceAuthError, OSError) as error:
             raise FatalError(
                 f"no look-up source ({error}); or pass --verify.structure_only to credit "
@@ -233,6 +261,7 @@ def build_runner(
         block_time_ms=chain.block_timestamp_ms,
         fresh_from_block=scoring.fresh_from_block,
         audit=audit,
+        period_of=scoring.period_of,
         limits=PipelineLimits(
             max_rows=fetch.max_rows,
             grace_blocks=config.neuron.grace_blocks,
@@ -241,7 +270,7 @@ def build_runner(
     )
     return RoundRunner(
         chain,
-        TweetIndex(redis, config.redis.prefix),
+        TweetIndex(redis, config.redis.prefix, cache_bytes=config.redis.index_cache_mb << 20),
         state,
         pipeline,
         scoring,
@@ -266,7 +295,6 @@ class Validator:
         runner: RoundRunner,
         metrics: ValidatorMetrics | None = None,
         health: Health | None = None,
-        weights_reader: WeightsReader | None = None,
     ):
         self.config = config
         self.chain = chain
@@ -274,14 +302,33 @@ class Validator:
         self.metrics = metrics or ValidatorMetrics()
         self.health = health or Health(config.metrics.stale_s)
         self.health.register(self.LOOP)
-        self.weights_reader = weights_reader
         self.leaderboard: Leaderboard | None = None
+        self.view = NetworkView()  # the dashboard's: rounds, weight-sets, reveals, errors
         self.stop = asyncio.Event()
         self._redis_down_since: float | None = None
+        self._rules_read_at: int | None = None
 
     def leaderboard_json(self) -> dict | None:
         board = self.leaderboard
         return None if board is None else board.to_json()
+
+    def redis_down_for_s(self) -> float | None:
+        since = self._redis_down_since
+        return None if since is None else round(time.monotonic() - since, 1)
+
+    def _note(self, **changes) -> None:
+        self.view = dataclasses.replace(self.view, **changes)
+
+    def _round_done(self, block: int, started: float, report) -> None:
+        seconds = round(time.monotonic() - started, 3)
+        if report is None:
+            record = RoundRecord(block, seconds, "failed")
+        else:
+            record = RoundRecord(
+                block, seconds, "ok", report.read, len(report.accepted), len(report.rejected),
+                report.new_unique,
+            )  # fmt: skip
+        self.view = self.view.with_round(record)
 
     async def run(self) -> None:
         log = logger.bind(hotkey=self.chain.hotkey[:10])
@@ -290,7 +337,8 @@ class Validator:
         while not self.stop.is_set():
             try:
                 if last_weights is None:
-                    await self.runner.state.ensure_version()
+                    if await self.runner.state.ensure_version():
+                        self.runner.index.forget()  # what it held is gone from Redis
                     saved = await self.runner.state.get_meta("last_weights_block")
                     last_weights = int(saved or 0)
                 graph = await self.chain.metagraph()
@@ -300,6 +348,8 @@ class Validator:
                         f"{self.config.netuid}"
                     )
                 outcome = await self.chain.reveal_outcome()
+                if outcome is not None:
+                    self._note(last_reveal=Outcome.of(outcome))
                 if outcome is not None and outcome.ok:
                     metrics.reveals.labels("revealed").inc()
                     log.info("{}", outcome.message)
@@ -313,7 +363,9 @@ class Validator:
                     report = await self.runner.process(graph)
                     metrics.round_duration.observe(time.monotonic() - started)
                     metrics.count_round(report)
-                finally:  # a failed round must not also cost this interval's weights
+                finally:
+                    # a failed round must not also cost this interval's weights
+                    self._round_done(graph.block, started, report)
                     behind = report is not None and not report.caught_up
                     if behind:
                         log.info(
@@ -324,6 +376,7 @@ class Validator:
                     if due and not behind:
                         scores = await self.runner.scores(graph)
                         verdict = await self.runner.set_weights(scores, VERSION_KEY)
+                        self._note(last_weight_set=Outcome.of(verdict))
                         if verdict.ok:  # the gauge first: a reader polls the counter
                             last_weights = verdict.block or graph.block
                             metrics.last_weights_block.set(last_weights)
@@ -353,17 +406,21 @@ class Validator:
                 metrics.rounds.labels("failed").inc()
                 if isinstance(error, RedisError):
                     metrics.redis_errors.inc()
+                    self._note(redis_error=brief(error))
                 else:
                     metrics.chain_errors.inc()
+                    self._note(chain_error=brief(error))
                 self._redis_outage(error)
             except RedisError as error:
                 metrics.rounds.labels("failed").inc()
                 metrics.redis_errors.inc()
+                self._note(redis_error=brief(error))
                 log.error("redis error in round: {}", error)
             except Exception as error:
                 metrics.rounds.labels("failed").inc()
                 if _is_chain_error(error):
                     metrics.chain_errors.inc()
+                    self._note(chain_error=brief(error))
                 log.exception("round failed; the next one starts on schedule")
             self.health.beat(self.LOOP)
             await self._wait_blocks(self.config.neuron.poll_blocks)
@@ -375,20 +432,36 @@ class Validator:
             scores = await self.runner.scores(graph)
         credits = await self.runner.index.credits()
         metrics.index_size.set(sum(sum(per.values()) for per in credits.values()))
+        self._note(credits=credits)
+        await self._read_weight_rules(graph.block)
         metrics.queue_size.set(await self.runner.state.queue_size())
         metrics.miners_scored.set(sum(1 for s in scores if s.weight > 0))
         if self.runner.budget is not None:
             metrics.lookup_budget.set(self.runner.budget.available)
         caught_up = report is None or report.caught_up
         try:  # the scores are in hand: only the read of the weights on chain can fail here
-            board = await leaderboards.read(
-                self.runner, graph, self.weights_reader, scores, caught_up
-            )
+            board = await leaderboards.read(self.runner, graph, scores, caught_up)
         except Exception as error:  # shown as unknown (null), the round goes on
             metrics.chain_errors.inc()
             logger.warning("could not read this validator's weights on chain: {}", error)
             board = leaderboards.build(scores, graph, self.runner.scoring, None, caught_up)
         self.leaderboard = board
+
+    async def _read_weight_rules(self, block: int) -> None:
+        """Whether commit-reveal is on, for the dashboard: read once per weights interval
+        (it is a subnet hyperparameter, rarely changed)."""
+        last = self._rules_read_at
+        if last is not None and block - last < self.config.neuron.weights_interval:
+            return
+        try:
+            rules = await self.chain.weight_rules()
+        except Exception as error:  # shown as unknown; the round goes on
+            self.metrics.chain_errors.inc()
+            self._note(chain_error=brief(error))
+            return
+        self._rules_read_at = block
+        if rules is not None:
+            self._note(commit_reveal=rules.commit_reveal)
 
     def _redis_outage(self, error: Exception) -> None:
         now = time.monotonic()
@@ -419,33 +492,14 @@ class Validator:
                 return
 
 
+@fatal_exits("fatal")
 async def amain(config: ValidatorConfig) -> int:
-    wallet = bt.Wallet(
-        config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
-    )
-    try:
-        wallet.hotkey  # noqa: B018 - load it now: a missing key is an operator error
-    except Exception as error:
-        logger.error(
-            "cannot load hotkey {}/{} from {}: {}",
-            config.wallet.name,
-            config.wallet.hotkey,
-            config.wallet.path,
-            error,
-        )
-        return 1
+    wallet = load_wallet(config.wallet)
     redis = connect_redis(config.redis.url, cluster=config.redis.cluster)
     try:
         async with open_chain(config.subtensor, wallet, config.netuid) as chain:
-            skew = await chain.runtime_skew(weights=True)
-            if skew is not None:
-                raise FatalError(skew)
-            graph = await chain.metagraph()  # no such subnet: stop here, not every round
-            if graph.uid_of(chain.hotkey) is None:
-                raise FatalError(
-                    f"validator hotkey {chain.hotkey} is not registered on netuid "
-                    f"{config.netuid}: register it first (btcli subnets register)"
-                )
+            # No such subnet, or not registered: stop here, not every round.
+            await check_ready(chain, config.netuid, role="validator", weights=True)
             logger.info(
                 "validator {} on netuid {} ({}), redis {}",
                 chain.hotkey,
@@ -459,18 +513,12 @@ async def amain(config: ValidatorConfig) -> int:
                 chain,
                 build_runner(config, chain, redis, metrics),
                 metrics,
-                weights_reader=sdk_weights_reader(chain),
             )
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, validator.stop.set)
-            with serve_metrics(config, validator):
+            stop_on_signals(validator.stop)
+            with serve_metrics(config, validator), serve_dashboard(config, validator):
                 await validator.run()
             logger.info("validator stopped")
             return 0
-    except (FatalError, ChainUnreachable, SubnetNotFound) as error:
-        logger.error("fatal: {}", error)
-        return 1
     finally:
         await redis.aclose()
 
@@ -505,6 +553,27 @@ def serve_metrics(config: ValidatorConfig, validator: Validator):
             "metrics on {}/metrics, health on /healthz, leaderboard on /leaderboard.json",
             server.url,
         )
+        yield server
+
+
+@contextlib.contextmanager
+def serve_dashboard(config: ValidatorConfig, validator: Validator):
+    """The dashboard for `--dashboard.port` (none for 0) while the block runs."""
+    section = config.dashboard
+    if not section.port:
+        yield None
+        return
+    hub = expand(section.hub) if section.hub else None
+    dashboard = ValidatorDashboard(validator, asyncio.get_running_loop(), hub, section.refresh_s)
+    try:
+        server = ReadOnlyServer(dashboard.routes(), section.host, section.port)
+    except OSError as error:
+        raise FatalError(
+            f"cannot serve the dashboard on {section.host}:{section.port}: "
+            f"{error.strerror or error}"
+        ) from None
+    with server:
+        logger.info("dashboard on {}/", server.url)
         yield server
 
 

@@ -9,6 +9,7 @@ the index: ingestion happens afterwards, strictly in (commit block, hotkey) orde
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from d3.shards import ShardLimits, shard_name
 from d3.snowflake import TWITTER_EPOCH_MS, ms_to_id
 from d3.validator.audit import AuditParams, lowest_keys, seed_of
 from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
+from d3.validator.scoring import PERIOD_BLOCKS
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import VerificationError, verify_shard
 
@@ -48,7 +50,13 @@ class PipelineLimits:
     max_rows: int = 2_000_000  # per work item
     grace_blocks: int = 50  # for the upload to appear after the commit
     min_fetch_rate: float = 1_000_000  # bytes/s a host must average over a whole commitment
-    max_item_s: float = 900.0  # and never longer than this for one commitment, whatever it declares
+    max_item_s: float = 900.0  # and never longer than this for one item, whatever it declares
+    # The judging order is global, so fetch time is everyone's time. A commitment with all
+    # of its never-judged ancestry (applied in parts, each part one item) gets at most
+    # this much of it, and one hotkey's commitments of one period at most
+    # `max_hotkey_period_s`; past either, the commitment is rejected as the miner's fault.
+    max_commitment_s: float = 1_800.0
+    max_hotkey_period_s: float = 3_600.0
     shard: ShardLimits = field(default_factory=ShardLimits)
 
 
@@ -106,6 +114,7 @@ class ManifestPipeline:
         audit: AuditParams | None = None,
         limits: PipelineLimits = PipelineLimits(),
         clock: Callable[[], float] | None = None,
+        period_of: Callable[[int], int] = lambda block: block // PERIOD_BLOCKS,
     ):
         self.fetcher = fetcher
         self.state = state
@@ -118,14 +127,41 @@ class ManifestPipeline:
         self.audit = audit  # None: structure-only, no audit candidates
         self.limits = limits
         self.clock = clock or (lambda: now().timestamp())
+        self.period_of = period_of
+        # Fetch time spent so far (monotonic seconds): per commitment (hotkey, block), over
+        # its parts and retries, and per (hotkey, period). Kept in memory: a restart grants
+        # a fresh allowance, which only ever favours the miner.
+        self._spent: dict[tuple[str, int], float] = {}
+        self._spent_period: dict[tuple[str, int], float] = {}
 
     async def prepare(self, item: WorkItem, head_block: int) -> Outcome:
         """Everything about one commitment except writing it; never raises for bad data.
+        An attempt's time counts against the commitment's and the hotkey's allowances,
+        unless the validator threw the attempt away (cancelled)."""
+        commitment = (item.hotkey, item.block)
+        period = (item.hotkey, self.period_of(item.block))
+        started = time.monotonic()
+        outcome = await self._prepare(item, head_block, commitment, period)
+        self._account(commitment, period, time.monotonic() - started, outcome)
+        return outcome
+
+    async def _prepare(
+        self,
+        item: WorkItem,
+        head_block: int,
+        commitment: tuple[str, int],
+        period: tuple[str, int],
+    ) -> Outcome:
+        """`prepare` itself.
 
         Fetching has a deadline for the whole item (a little over one file's deadline, plus
         time for its declared bytes at `min_fetch_rate`, capped at `max_item_s`; a shard
         must be exactly its declared size), so a host serving each of many files just
-        inside the per-file deadline cannot hold the global order for files x deadline.
+        inside the per-file deadline cannot hold the global order for files x deadline;
+        and the item's time counts against its commitment's (`max_commitment_s`, over
+        every part of a long ancestry) and its hotkey's in that period
+        (`max_hotkey_period_s`), so neither a long slow ancestry nor a stream of slow
+        commitments can hold it for longer.
         X look-ups happen later, in the period's audit (audit.py); here the commitment's
         rows are only ranked for it. Only the miner's own failures reject it; the
         validator's are "pending" (and, past the grace period, judged without touching
@@ -143,7 +179,21 @@ class ManifestPipeline:
         def late(reason: str) -> Outcome:
             return Pending(item, reason) if in_grace else judged_as(reason)
 
+        commitment_left = self.limits.max_commitment_s - self._spent.get(commitment, 0.0)
+        period_left = self.limits.max_hotkey_period_s - self._spent_period.get(period, 0.0)
+        left = min(commitment_left, period_left)
+        over_budget = (
+            f"this commitment, its ancestry included, took more than "
+            f"{self.limits.max_commitment_s:.0f}s of fetching (the limit for one commitment)"
+            if commitment_left <= period_left
+            else f"this hotkey's commitments of period {period[1]} took more than "
+            f"{self.limits.max_hotkey_period_s:.0f}s of fetching (the limit per period)"
+        )
+        if left <= 0:
+            return judged_as(over_budget)
         allowed = 1.25 * self.fetcher.limits.deadline_s  # a single slow file reports itself
+        capped = allowed >= left  # the commitment's or the hotkey's allowance binds
+        allowed = min(allowed, left)
         try:
             fresh_ms = await self._fresh_ms(item.block)
             seed = await self._audit_seed(item)
@@ -154,11 +204,17 @@ class ManifestPipeline:
                     declared / self.limits.min_fetch_rate,
                     max(0.0, self.limits.max_item_s - allowed),
                 )
+                if allowed + extra >= left:
+                    extra, capped = max(0.0, left - allowed), True
                 allowed += extra
                 deadline.reschedule(deadline.when() + extra)  # type: ignore[operator]
                 prepared = await self._verify_data(item, manifests, seed, fresh_ms)
             prepared.complete = complete
             return prepared
+        except TimeoutError:
+            if capped:
+                return judged_as(over_budget)
+            return late(f"the host did not deliver this commitment within {allowed:.0f}s")
         except SeedNotFinal as waiting:
             return Pending(item, str(waiting))
         except NotYetAvailable as missing:
@@ -169,8 +225,6 @@ class ManifestPipeline:
             )
         except FetchError as error:
             return late(str(error)) if error.transient else judged_as(str(error))
-        except TimeoutError:
-            return late(f"the host did not deliver this commitment within {allowed:.0f}s")
         except (_Reject, ManifestError, VerificationError) as error:
             return judged_as(str(error))
         except (RedisError, HistoryUnavailable, asyncio.CancelledError):
@@ -181,6 +235,24 @@ class ManifestPipeline:
             log.opt(exception=True).error("unexpected error preparing this commitment")
             reason = f"unexpected validator error: {type(error).__name__}: {error}"
             return Pending(item, reason) if in_grace else judged_as(reason, blameless=True)
+
+    def _account(
+        self,
+        commitment: tuple[str, int],
+        period: tuple[str, int],
+        seconds: float,
+        outcome: Outcome,
+    ) -> None:
+        """Add an attempt's fetch time to its commitment's and its hotkey's period's."""
+        self._spent_period[period] = self._spent_period.get(period, 0.0) + seconds
+        done = isinstance(outcome, Rejected) or (isinstance(outcome, Prepared) and outcome.complete)
+        if done:
+            self._spent.pop(commitment, None)
+        else:  # a part of a long ancestry, a retry within the grace period: it adds up
+            self._spent[commitment] = self._spent.get(commitment, 0.0) + seconds
+        newest = max(p for _, p in self._spent_period)
+        for key in [k for k in self._spent_period if k[1] < newest - 2]:
+            del self._spent_period[key]  # periods that can no longer be fetched for
 
     async def _fresh_ms(self, commit_block: int) -> int | None:
         """The timestamp before which tweets earn nothing in this commitment (None: no bound)."""

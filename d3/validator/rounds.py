@@ -32,7 +32,7 @@ from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, Outcome, Pending, Prepared, Rejected, WorkItem
 from d3.validator.scoring import MinerScore, ScoringParams, score_miners
 from d3.validator.state import Judgement, ValidatorState, Verdict
-from d3.validator.verifier import MAX_MISSING_SHARE, Lookup, LookupBudget, check_sample
+from d3.validator.verifier import Lookup, LookupBudget, SampleVerdict, check_sample
 
 
 @dataclass
@@ -283,30 +283,44 @@ class RoundRunner:
 
     async def audit_periods(self, graph: MetagraphSnapshot, report: RoundReport) -> None:
         """Audit every closed period: all its commitments judged, and the seed block
-        (`delay_blocks` after the grace period that follows the period) final."""
+        (`delay_blocks` after the grace period that follows the period) final. Newest
+        first: when look-ups are short (a validator that bootstraps, or comes back from an
+        outage, owes several periods at once) they go to the periods that count longest,
+        and the window fills from its newest end (bench/catchup_bench.py: from an empty
+        Redis at the default budget it counts a veteran's periods after 4.5 days, against
+        26 oldest first)."""
         if self.audit is None or self.lookup is None:
             return
         final = min(graph.block, await self.chain.finalized_block())
         head = await self.state.queue_head(1)
+        closed: list[tuple[int, str]] = []
         for period in await self.state.audit_periods():
             last = (period + 1) * self.scoring.period_blocks - 1
             seed_block = last + self.pipeline.limits.grace_blocks + self.audit.delay_blocks
             if final < seed_block or (head and head[0].block <= last):
-                return  # not closed yet; later periods are not either
+                break  # not closed yet; later periods are not either
             block_hash = await self.chain.block_hash(seed_block)
             if block_hash is None:
-                return
+                break
+            closed.append((period, block_hash))
+        answering = _Answering(self)  # whether X answers this validator, in this pass
+        for period, block_hash in reversed(closed):
             # Each period and each miner stands alone: one that must wait (look-ups spent,
             # X down) holds up nobody else.
-            overdue = final > seed_block + self.audit.max_wait_blocks
-            await self._audit_period(period, block_hash, report, overdue)
+            await self._audit_period(period, block_hash, report, final, answering)
+        await answering.settle(final)
 
     async def _audit_period(
-        self, period: int, block_hash: str, report: RoundReport, overdue: bool = False
+        self,
+        period: int,
+        block_hash: str,
+        report: RoundReport,
+        final: int,
+        answering: _Answering,
     ) -> None:
         """Audit every miner with credit in `period` that is not audited yet. A miner that
-        must wait (look-ups spent, X down) waits alone; the period closes when none is
-        left."""
+        must wait (look-ups spent, X down, a tweet X is silent about) waits alone; the
+        period closes when none is left."""
         assert self.audit is not None and self.lookup is not None
         credits = {h: per.get(period, 0) for h, per in (await self.index.credits()).items()}
         done = await self.state.audits()
@@ -321,32 +335,31 @@ class RoundRunner:
             reason = ""
             if sample is not None:
                 distinct = pc.count_distinct(sample["id"]).as_py()  # a repeat is one look-up
+                if answering.down:  # X failed a whole look-up this pass: do not hammer it
+                    waiting = True
+                    report.audits_waiting += 1
+                    continue
                 if self.budget is not None and not self.budget.spend(distinct, time.time()):
                     log.info("audit waits for look-up budget ({} needed)", distinct)
                     waiting = True
                     report.audits_waiting += 1
                     continue
                 answer = await check_sample(sample, self.lookup)
-                if answer.unanswered and not overdue:  # no signal (an outage): ask again
-                    # next round; weights wait meanwhile, so no validator scores a period
-                    # half audited.
-                    if self.budget is not None:
+                if answer.checked:
+                    silent = set(answer.silent)
+                    await answering.saw(i for i in sample["id"].to_pylist() if i not in silent)
+                if answer.silent and not await self._silence_expired(
+                    hotkey, period, answer, final, answering, log
+                ):
+                    if self.budget is not None:  # the whole sample is asked again later
                         self.budget.refund(distinct)
-                    log.info("audit waits: X gave no answer for {} tweets", answer.unanswered)
                     waiting = True
                     report.audits_waiting += 1
                     continue
-                if answer.unanswered:  # silent for `max_wait_blocks`: the tweets are not
-                    # there for anyone to check, which is what "not found" means
-                    log.warning(
-                        "X gave no answer for {} tweets for {} blocks: counted as not found",
-                        answer.unanswered,
-                        self.audit.max_wait_blocks,
-                    )
                 checked = answer.checked + answer.unanswered  # silent ones: not found
-                found = answer.checked - len(answer.missing)
+                found = answer.checked - answer.not_found
                 altered = len(answer.altered)
-                reason = answer.rejected or ""
+                reason = answer.rejected or answer.notes
             if unverifiable:
                 note = f"{unverifiable} picks fell on credit with no row to check"
                 reason = f"{reason}; {note}" if reason else note
@@ -355,26 +368,22 @@ class RoundRunner:
             result = AuditResult(
                 checked + unverifiable, found, altered, reason, distinct + unverifiable
             )
-            failed = (
-                bool(result.altered)
-                or result.checked == 0
-                or (result.checked - result.found > MAX_MISSING_SHARE * result.checked)
-            )
             verdict = Verdict(
                 # The period's own last block, not the seed's: the verdict belongs to the
-                # window that holds the period, like the credit it judges.
+                # window that holds the period, like the credit it judges. One verdict per
+                # audited miner-period, however many commitments the sample touched, so a
+                # failed audit costs a miner the same whatever its commit cadence.
                 (period + 1) * self.scoring.period_blocks - 1,
-                not failed,
+                not result.failed,
                 f"audit of period {period}: {result.found} of {result.checked} found"
                 + (f"; {result.reason}" if result.reason else ""),
                 True,
-                weight=max(1, len(pool)),
             )
             await self.state.record_audit(hotkey, period, result, verdict)
             report.audited += 1
             num, den = result.factor
             log.log(
-                "WARNING" if failed else "INFO",
+                "WARNING" if result.failed else "INFO",
                 "audit of period {}: {} of {} sampled tweets found on X, {} altered; {} of "
                 "{} credited tweets count",
                 period,
@@ -386,6 +395,53 @@ class RoundRunner:
             )
         if not waiting:
             await self.state.close_audit_period(period)
+
+    async def _silence_expired(
+        self,
+        hotkey: str,
+        period: int,
+        answer: SampleVerdict,
+        final: int,
+        answering: _Answering,
+        log,
+    ) -> bool:
+        """Whether the tweets X gave no answer for now count as not found (else the audit
+        waits). Only per-ID silence ever does: X answered other tweets of this look-up, or
+        answers a probe now, and has been silent about these since at least
+        `max_wait_blocks` ago. An outage (X answers nothing) starts no timer and ends
+        none, however long it lasts."""
+        assert self.audit is not None
+        if answer.outage and not answering.answered:
+            answering.down = True  # the rest of this pass waits without asking
+        known: bool | None = False  # whether X answers this validator now (None: unknown)
+        if not answer.outage:
+            known = True if answer.checked else await answering.now()
+        if not known:
+            if known is None:  # nothing tells yet: decided at the end of the pass
+                answering.later(hotkey, period, answer.silent)
+            log.info(
+                "audit waits: X answers no look-up now (an outage: nothing counts against "
+                "any miner, however long it lasts)"
+            )
+            return False
+        since = await self.state.silence(hotkey, period, answer.silent, final)
+        until = since + self.audit.max_wait_blocks
+        if final < until:
+            log.info(
+                "audit waits: X answers other look-ups but not {} of this sample's tweets "
+                "(silent since block {}; they count as not found from block {})",
+                len(answer.silent),
+                since,
+                until,
+            )
+            return False
+        log.warning(
+            "X answered other look-ups but not {} of this sample's tweets for {} blocks: "
+            "counted as not found",
+            len(answer.silent),
+            final - since,
+        )
+        return True
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
@@ -428,3 +484,59 @@ class RoundRunner:
         else:
             logger.warning("weights not set: {}", verdict.message)
         return verdict
+
+
+class _Answering:
+    """Whether X answers this validator's look-ups, within one audit pass: yes once any
+    look-up of the pass got an answer; before that, a probe (a look-up of one tweet X
+    answered before: found or not found, either is an answer), asked at most once per
+    pass. Without that, a sample X is wholly silent about could be per-ID silence (which
+    ends in "not found") or an outage (which must never). With nothing to probe yet (a
+    new validator), such samples are decided at the end of the pass (`settle`)."""
+
+    PROBE = "x_answered_id"  # state meta: an ID X answered lately
+
+    def __init__(self, runner: RoundRunner):
+        self.runner = runner
+        self.answered = False
+        self.down = False  # a look-up failed whole (an outage) before any was answered
+        self.probed: bool | None = None
+        self._later: list[tuple[str, int, list[int]]] = []
+
+    async def saw(self, ids: Iterable[int]) -> None:
+        """A look-up of this pass got answers, for `ids` among others: keep one of them
+        for later probes (once a pass)."""
+        if self.answered:
+            return
+        self.answered = True
+        first = next(iter(ids), None)
+        if first is not None:
+            await self.runner.state.set_meta(self.PROBE, str(first))
+
+    async def now(self) -> bool | None:
+        """Whether X answers now; None: nothing tells yet (no answer, nothing to probe)."""
+        if self.answered:
+            return True
+        if self.probed is None:
+            self.probed = await self._probe()
+        return self.probed
+
+    def later(self, hotkey: str, period: int, silent: list[int]) -> None:
+        self._later.append((hotkey, period, silent))
+
+    async def settle(self, block: int) -> None:
+        """X answered later in the pass: the silence of samples decided before that was
+        per-ID silence after all, and its timers start now."""
+        if self.answered:
+            for hotkey, period, silent in self._later:
+                await self.runner.state.silence(hotkey, period, silent, block)
+
+    async def _probe(self) -> bool | None:
+        runner = self.runner
+        known = await runner.state.get_meta(self.PROBE)
+        if known is None or runner.lookup is None:
+            return None
+        if runner.budget is not None and not runner.budget.spend(1, time.time()):
+            return False
+        answer = await runner.lookup([int(known)])
+        return not answer.outage and bool(answer.found or answer.missing)

@@ -1,12 +1,15 @@
 """The incentive mechanism: from credited unique tweets to weights.
 
     score(h)   = max(0, unique(h) − CONFIDENCE_Z × noise(h)) × credibility(h)
-    unique(h)  = Σ over the audited periods p of the last WINDOW_PERIODS periods (a period is
-                 PERIOD_BLOCKS blocks), from the period of h's registration on, of
+    unique(h)  = Σ over the audited periods p of the window at block b, periods
+                 ⌊b / PERIOD_BLOCKS⌋ − WINDOW_PERIODS + 1 to ⌊b / PERIOD_BLOCKS⌋ (the
+                 open one included, which counts nothing until it is closed and
+                 audited), from the period of h's registration on, of
                  ⌊new unique tweets credited to h in p × found(h, p) / checked(h, p)⌋:
-                 the share of h's sampled tweets X found (0 if one was altered); a
-                 period counts only once audited; credit belongs to a hotkey, so a
-                 replaced uid's successor starts at zero
+                 the share of h's sampled tweets X found (0 if one was altered; a
+                 count X refutes makes only that pick not found); a period counts only
+                 once audited; credit belongs to a hotkey, so a replaced uid's
+                 successor starts at zero
     noise(h)   = √(Σ over the same periods of credit(h, p)² × share × (1 − share) / n),
                  share = found / checked, n = the distinct tweets checked (a tweet picked
                  twice is one check): the standard error of unique(h) that sampling X
@@ -23,9 +26,10 @@
     credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
                  over h's verdicts in the window, in block order, from
                  INITIAL_CREDIBILITY; outcome = 0 for a rejected commitment, and for each
-                 audit 1 (passed) or 0 (failed), once per commitment it audited; passing
-                 the structural checks counts only when no audits run; the validator's
-                 own failures never count
+                 audited period 1 (passed) or 0 (failed), once, however many commitments
+                 its sample touched (at the period's last block); passing the structural
+                 checks counts only when no audits run; the validator's own failures
+                 never count
     fresh(t, c)  a tweet t earns credit in commitment c only if it was created at or after
                  the timestamp of block (period(c) − FRESH_PERIODS) × PERIOD_BLOCKS
 

@@ -8,7 +8,10 @@ it replays history and rebuilds the same thing. Per hotkey:
   so a parent walk stops where an earlier commitment of the same hotkey takes over;
 - the *judged* manifests: hash -> judgement, so a parent walk stops at known ground;
 - the *verdicts*: commit block -> verdict of that commitment, from which credibility is
-  computed over the scoring window (so every validator computes the same credibility).
+  computed over the scoring window (so every validator computes the same credibility);
+- the *audits*: period -> what X said about the miner's sample, and the one credibility
+  verdict that audit gave; while an audit waits on a tweet X is silent about, the block
+  that silence was first seen at (the `max_wait_blocks` timer).
 
 And one *queue* of commitments read but not yet judged, in global (block, hotkey) order.
 Every write is one MULTI transaction on keys sharing one hash tag (one cluster slot), and
@@ -54,7 +57,6 @@ class Verdict:
     counts: bool = True
     manifest_sha256: str = ""
     new_unique: int = 0
-    weight: int = 1  # an audit's verdict speaks for every commitment it audited
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,22 +66,18 @@ class Verdict:
                 "counts": self.counts,
                 "manifest": self.manifest_sha256,
                 "new": self.new_unique,
-                "weight": self.weight,
             },
             sort_keys=True,
         )
 
     @classmethod
     def from_json(cls, block: int, raw: bytes | str) -> Verdict:
+        # Releases before one outcome per audited period wrote a "weight" (the commitments
+        # an audit touched) that credibility repeated the outcome for; it is ignored, so
+        # state written then reads exactly as a fresh validator would write it now.
         doc = json.loads(raw)
         return cls(
-            block,
-            doc["accepted"],
-            doc["reason"],
-            doc["counts"],
-            doc["manifest"],
-            doc["new"],
-            doc.get("weight", 1),
+            block, doc["accepted"], doc["reason"], doc["counts"], doc["manifest"], doc["new"]
         )
 
 
@@ -94,12 +92,12 @@ def parse_queue_member(member: bytes | str) -> CommitmentRecord:
 
 
 def window_credibility(verdicts: Iterable[Verdict], alpha: float = CREDIBILITY_ALPHA) -> float:
-    """The credibility EMA over verdicts in block order, from INITIAL_CREDIBILITY."""
+    """The credibility EMA over verdicts in block order, from INITIAL_CREDIBILITY: one
+    step per counted verdict (a rejected commitment, or one audited miner-period)."""
     cred = INITIAL_CREDIBILITY
     for verdict in sorted(verdicts, key=lambda v: v.block):
         if verdict.counts:
-            for _ in range(verdict.weight):
-                cred = update_credibility(cred, verdict.accepted, alpha)
+            cred = update_credibility(cred, verdict.accepted, alpha)
     return cred
 
 
@@ -233,7 +231,19 @@ class ValidatorState:
             tx.hset(self._key("audits", hotkey), str(period), doc)
             tx.hset(self._key("averdicts", hotkey), str(period), verdict.to_json())
             tx.hset(self._key("averdict_blocks", hotkey), str(period), verdict.block)
+            tx.hdel(self._key("silence"), f"{hotkey}:{period}")
             await tx.execute()
+
+    async def silence(self, hotkey: str, period: int, ids: Iterable[int], block: int) -> int:
+        """Note that X stayed silent about `ids` of this miner's sample at `block` while it
+        answered other look-ups; returns the latest block one of them was first seen
+        silent at (the timer that ends last). IDs no longer silent are forgotten."""
+        field = f"{hotkey}:{period}"
+        raw = await self.redis.hget(self._key("silence"), field)
+        before = {int(k): v for k, v in json.loads(raw).items()} if raw else {}
+        since = {i: before.get(i, block) for i in ids}
+        await self.redis.hset(self._key("silence"), field, json.dumps(since, sort_keys=True))
+        return max(since.values(), default=block)
 
     async def audits(self) -> dict[str, dict[int, AuditResult]]:
         hotkeys = sorted(_text(h) for h in await self.redis.smembers(self._key("hotkeys")))
@@ -244,14 +254,23 @@ class ValidatorState:
         out: dict[str, dict[int, AuditResult]] = {}
         for hotkey, ledger in zip(hotkeys, ledgers, strict=True):
             for period, raw in ledger.items():
-                doc = json.loads(raw)
-                out.setdefault(hotkey, {})[int(period)] = AuditResult(
-                    doc["checked"],
-                    doc["found"],
-                    doc["altered"],
-                    doc["reason"],
-                    doc.get("distinct", 0),
-                )
+                out.setdefault(hotkey, {})[int(period)] = _audit_result(raw)
+        return out
+
+    async def audits_of(self, hotkey: str) -> dict[int, tuple[AuditResult, Verdict | None]]:
+        """One miner's audits by period, each with the verdict it gave (for its page)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key("audits", hotkey))
+            pipe.hgetall(self._key("averdicts", hotkey))
+            pipe.hgetall(self._key("averdict_blocks", hotkey))
+            results, verdicts, blocks = await pipe.execute()
+        out = {}
+        for period, raw in results.items():
+            verdict = verdicts.get(period)
+            out[int(period)] = (
+                _audit_result(raw),
+                None if verdict is None else Verdict.from_json(int(blocks[period]), verdict),
+            )
         return out
 
     async def close_audit_period(self, period: int) -> None:
@@ -264,6 +283,7 @@ class ValidatorState:
                 fields = [f for f in await self.redis.hkeys(key) if _text(f).startswith(prefix)]
                 if fields:
                     await self.redis.hdel(key, *fields)
+            await self.redis.hdel(self._key("silence"), f"{hotkey}:{period}")
         await self.redis.srem(self._key("audit_periods"), period)
 
     async def verdicts(self, hotkey: str) -> list[Verdict]:
@@ -315,12 +335,13 @@ class ValidatorState:
 
     # -- housekeeping ----------------------------------------------------------------
 
-    async def ensure_version(self) -> None:
+    async def ensure_version(self) -> bool:
         """A Redis written by another state layout is dropped (index included) and rebuilt
-        from chain history: it is derived data, and mixing layouts would corrupt credit."""
+        from chain history: it is derived data, and mixing layouts would corrupt credit.
+        True when it dropped something (a `TweetIndex`'s cache of it is then stale)."""
         found = await self.get_meta("version")
         if found == STATE_VERSION:
-            return
+            return False
         keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}:*", count=1000)]
         if keys:
             logger.warning(
@@ -334,6 +355,7 @@ class ValidatorState:
                 for key in keys[start : start + 500]:
                     await self.redis.delete(key)  # one by one: keys span cluster slots
         await self.set_meta("version", STATE_VERSION)
+        return bool(keys)
 
     async def get_meta(self, name: str) -> str | None:
         value = await self.redis.hget(self._key("meta"), name)
@@ -341,6 +363,13 @@ class ValidatorState:
 
     async def set_meta(self, name: str, value: str) -> None:
         await self.redis.hset(self._key("meta"), name, value)
+
+
+def _audit_result(raw: bytes | str) -> AuditResult:
+    doc = json.loads(raw)
+    return AuditResult(
+        doc["checked"], doc["found"], doc["altered"], doc["reason"], doc.get("distinct", 0)
+    )
 
 
 def _text(value: bytes | str) -> str:

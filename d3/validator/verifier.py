@@ -1,12 +1,15 @@
 """Verification of a miner's data: structure on every row, X look-ups on a sample.
 
 Structure is cheap and total (schema, hashes, snowflakes, URLs, duplicates). Look-ups are
-expensive and budgeted, so they are sampled, with a seed the miner could not know when it
-committed (the manifest hash and the hash of the block after the commit). Every field
-of a sampled row is held against the record X returns; one altered tweet (a difference
-no honest scraper makes), or more missing tweets than deletions explain, rejects the
-whole manifest, while differences time explains (counts, renamed handles) are accepted.
-An X outage gives no signal either way: the manifest is judged on structure alone.
+expensive and budgeted, so they are sampled per miner per period (audit.py), with a seed
+the miner could not know while it could still change its data. Every field of a sampled
+row is held against the record X returns. What a tweet's author wrote (text, author,
+time, language, references, entities) is fixed on X, so a difference there is an
+*alteration*, which fails the miner's audit; engagement counts are not (anyone can
+withdraw a like, a reply or a quote after a miner scraped them), so a count far above X's
+makes only that pick count as *not found*; differences time explains (counts within the
+slack, renamed handles) are accepted. An X outage gives no signal either way: the audit
+waits.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ class LookupAnswer:
     """
 
     found: dict[int, TweetRecord]  # id -> the record X returned
-    missing: set[int] = field(default_factory=set)  # X says: no such tweet
-    failed: set[int] = field(default_factory=set)  # no answer (outage): no signal
+    missing: set[int] = field(default_factory=set)  # X says: no such tweet (or not visible)
+    failed: set[int] = field(default_factory=set)  # no answer for these IDs: no signal
+    # The look-up as a whole failed (credentials refused, usage cap, outage after the
+    # retries): nothing about any ID can be concluded, not even that X is answering.
+    outage: bool = False
 
 
 Lookup = Callable[[Sequence[int]], Awaitable[LookupAnswer]]
@@ -61,14 +67,24 @@ class SampleVerdict:
     authors compared: handles change, so a few are staleness, most are a rewrite.
     """
 
-    checked: int  # IDs X answered for
+    checked: int  # picks X answered for (found, altered, inflated or missing)
     altered: list[int]
     missing: list[int]
-    unanswered: int
-    reasons: dict[int, str] = field(default_factory=dict)  # altered id -> one-line reason
+    unanswered: int  # picks X gave no answer for
+    reasons: dict[int, str] = field(default_factory=dict)  # altered or inflated id -> reason
     stale: dict[str, int] = field(default_factory=dict)  # field -> tweets, accepted
     renamed: dict[int, tuple[str, str]] = field(default_factory=dict)
     authors: int = 0
+    # Picks whose content is X's but whose counts exceed X's beyond the slack: counted as
+    # not found (counts earn nothing, and their owners can lower them at will).
+    inflated: list[int] = field(default_factory=list)
+    silent: list[int] = field(default_factory=list)  # distinct IDs X gave no answer for
+    outage: bool = False  # the look-up failed as a whole (LookupAnswer.outage)
+
+    @property
+    def not_found(self) -> int:
+        """Answered picks that do not count as found: missing on X, or counts X refutes."""
+        return len(self.missing) + len(self.inflated)
 
     @property
     def rejected(self) -> str | None:
@@ -82,12 +98,28 @@ class SampleVerdict:
                 f"author_username: {len(self.renamed)} of {self.authors} sampled authors "
                 f"carry a handle X does not (author {author_id}: @{mine}, X has @{theirs})"
             )
-        if self.checked and len(self.missing) > MAX_MISSING_SHARE * self.checked:
-            return (
-                f"{len(self.missing)} of {self.checked} sampled tweets do not exist on X "
-                f"(first {self.missing[0]})"
-            )
+        if self.checked and self.not_found > MAX_MISSING_SHARE * self.checked:
+            return f"{self.not_found} of {self.checked} sampled tweets {self._not_found_text()}"
         return None
+
+    @property
+    def notes(self) -> str:
+        """What the found share left out, when the audit does not fail for it."""
+        if not self.inflated:
+            return ""
+        return f"{len(self.inflated)} sampled tweets {self._not_found_text(only_inflated=True)}"
+
+    def _not_found_text(self, only_inflated: bool = False) -> str:
+        parts = []
+        if self.missing and not only_inflated:
+            parts.append(f"do not exist on X (first {self.missing[0]})")
+        if self.inflated:
+            first = self.inflated[0]
+            parts.append(
+                "count as not found for counts above X's "
+                f"({self.reasons.get(first, f'tweet {first}')})"
+            )
+        return "; ".join(parts)
 
 
 def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime) -> pa.Table:
@@ -128,8 +160,10 @@ def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime)
 
 # Counts grow after a scrape and shrink (unlikes, purged bots, deleted retweets, and a
 # griefer's sock puppets withdrawing the likes they gave a tweet other miners scraped):
-# a miner's count may exceed X's current one by this much. Only gross inflation (more than
-# double, and 50 more) is fraud, so shrinking counts cannot be turned against a miner.
+# a miner's count may exceed X's current one by this much. Beyond it (more than double,
+# and 50 more) the reading is refuted, but it is never an alteration: counts earn nothing,
+# and anyone can withdraw engagement after the fact, so such a pick only counts as not
+# found (check_sample) and a griefer can cost a miner at most the picks it withdrew from.
 COUNT_SLACK = 50
 COUNT_SLACK_PERCENT = 100
 COUNT_FIELDS = ("like_count", "retweet_count", "reply_count", "quote_count", "view_count")
@@ -353,12 +387,15 @@ def compare_row(row: Row, x: TweetRecord) -> list[Difference]:
 async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
     """Compare sampled rows with the records X returns, field by field (compare_row).
 
-    A fraud difference in any field marks the tweet altered; staleness is counted per
-    field and logged, and renamed handles are collected per author for the share rule.
+    A fraud difference in a field the author fixed when posting marks the tweet altered;
+    one only in the counts marks it inflated (not found, not altered: COUNT_SLACK);
+    staleness is counted per field and logged, and renamed handles are collected per
+    author for the share rule.
     """
     rows = sample.to_pylist()  # a tweet the draw picked twice is counted twice
     answer = await lookup(list(dict.fromkeys(r["id"] for r in rows)))
     altered: list[int] = []
+    inflated: list[int] = []
     missing: list[int] = []
     reasons: dict[int, str] = {}
     stale: dict[str, int] = {}
@@ -373,8 +410,13 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
             continue
         differences = compare_row(row, x)
         fraud = [d for d in differences if d.fraud]
-        if fraud:
+        content = [d for d in fraud if d.field not in COUNT_FIELDS]
+        if content:
             altered.append(tweet_id)
+            reasons[tweet_id] = content[0].reason(tweet_id)
+            continue
+        if fraud:
+            inflated.append(tweet_id)
             reasons[tweet_id] = fraud[0].reason(tweet_id)
             continue
         authors.add(x.author_id)
@@ -389,6 +431,11 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
             ", ".join(f"{name} in {n} tweets" for name, n in sorted(stale.items())),
         )
     answered = sum(1 for r in rows if r["id"] in answer.found) + len(missing)
+    silent = [
+        i
+        for i in dict.fromkeys(r["id"] for r in rows)
+        if i not in answer.found and i not in answer.missing
+    ]
     return SampleVerdict(
         checked=answered,
         altered=altered,
@@ -398,6 +445,9 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
         stale=stale,
         renamed=renamed,
         authors=len(authors),
+        inflated=inflated,
+        silent=silent,
+        outage=answer.outage,
     )
 
 

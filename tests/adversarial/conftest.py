@@ -1,6 +1,6 @@
-"""Fixtures for the adversarial suite: the validator tests' dev chain (`net`), captured
-validator logs, and a real local X server with tweets scraped from it through the X API
-client, which the validator's look-ups also use."""
+"""Fixtures for the adversarial suite: captured validator logs, and a real local X server
+with tweets scraped from it through the X API client, which the validator's look-ups also
+use. The dev chain (`net`) is the one of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ import pyarrow as pa
 import pytest
 from loguru import logger
 
+from d3.dev.x_server import LocalXServer
 from d3.record import records_to_table
 from d3.validator.verifier import Lookup
 from d3.validator.x_lookup import source_lookup
-from scraping.local_x_server import LocalXServer
 from scraping.x_api import XApiSource
 from tests.adversarial.support import CORPUS_END, LogBook
-from tests.validator.conftest import net
-
-__all__ = ["net"]
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from d3.validator.rounds import RoundReport, RoundRunner
 from d3.validator.scoring import ScoringParams
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
-from tests.validator.conftest import NETUID, Net
+from tests.support.net import NETUID, Net
 
 # The local X corpus ends here: fixed, so it is the same on every run, and in the past, so
 # no tweet is "from the future".
@@ -45,7 +45,7 @@ CORPUS_END = datetime(2026, 1, 20, tzinfo=UTC)
 # Look-ups per miner: larger than the unaltered part of every attacker's data set, so a
 # sample always hits an altered or fabricated row whatever the (random-signature) seed.
 SAMPLE = 50
-AUDIT = AuditParams(  # ranked by the block after the commit: see tests/validator/conftest.py
+AUDIT = AuditParams(  # ranked by the block after the commit: see tests/support/runner.py
     lookups_per_period=2 * SAMPLE,
     min_per_miner=SAMPLE,
     candidates_per_commitment=SAMPLE,

@@ -11,7 +11,7 @@ import bittensor as bt
 import pytest
 
 from d3.validator.scoring import INITIAL_CREDIBILITY
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .support import Arena
 

@@ -16,7 +16,7 @@ from d3.dev.synthetic import synthetic_table
 from d3.record import ARROW_SCHEMA, check_table
 from d3.shards import encode_shard
 from d3.validator.scoring import INITIAL_CREDIBILITY
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .support import CORPUS_END, SAMPLE, Arena, parquet_shard, with_column
 
@@ -108,8 +108,6 @@ def test_fabricated_tweets_with_consistent_snowflakes_fail_the_lookups(
 _ALTERATIONS = {
     "text": lambda value, invented: value + " (edited)",
     "author_id": lambda value, invented: value + 1,
-    "like_count": lambda value, invented: value * 100,
-    "view_count": lambda value, invented: value * 100,
     "created_at": lambda value, invented: value + timedelta(seconds=59),
     "hashtags": lambda value, invented: [*value, "d3airdrop"],
     "lang": lambda value, invented: "ja" if value == "en" else "en",
@@ -117,18 +115,20 @@ _ALTERATIONS = {
 }
 
 
-@pytest.mark.parametrize("field", list(_ALTERATIONS))
-def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, field):
-    real = x_world.tweets.slice(360)
-    if field.endswith("_count"):  # x100 leaves a zero as it is: alter tweets that have some
-        real = real.filter(pc.greater(real[field], 0))
-    real = real.slice(0, 60)
-    invented = x_world.tweets["id"][0].as_py()  # a real tweet this one does not reply to
+def _one_in_three(real: pa.Table, field: str, alter) -> pa.Table:
+    """`real` with 20 of its 60 rows' `field` rewritten: any 50-row sample hits some."""
+    invented = real["id"][0].as_py() - 1  # a real-looking tweet none of these reply to
     values = real[field].to_pylist()
-    for i in range(0, len(values), 3):  # 20 of 60 rows altered; any 50-row sample hits some
-        values[i] = _ALTERATIONS[field](values[i], invented)
+    for i in range(0, len(values), 3):
+        values[i] = alter(values[i], invented)
     altered = with_column(real, field, values)
     check_table(altered, datetime.now(UTC))  # structurally perfect: only X can tell
+    return altered
+
+
+@pytest.mark.parametrize("field", list(_ALTERATIONS))
+def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, field):
+    altered = _one_in_three(x_world.tweets.slice(360, 60), field, _ALTERATIONS[field])
 
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
@@ -147,6 +147,44 @@ def test_real_ids_with_altered_rows_are_rejected(net, redis_url, logs, x_world, 
                 "alterer",
                 rf"^tweet \d+ differs from X in {field}: .+ \(\d+ altered\)$",
             )
+            await arena.close()
+
+    run(body())
+
+
+@pytest.mark.parametrize("field", ["like_count", "view_count"])
+def test_counts_inflated_on_many_rows_cost_their_share_and_credibility(
+    net, redis_url, logs, x_world, field
+):
+    """Counts earn nothing and their owners can withdraw engagement at will, so a count X
+    refutes is not an alteration: the pick counts as not found. Inflated on a third of
+    the rows, that is more than deletions explain: the credit is discounted by the share
+    and credibility drops."""
+    real = x_world.tweets.slice(360)
+    real = real.filter(pc.greater(real[field], 0)).slice(0, 60)  # x100 leaves a zero a zero
+    inflated = _one_in_three(real, field, lambda value, invented: value * 100)
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            arena = await Arena.open(client, net, ["inflater", "honest"])
+            await arena.publish("inflater", [inflated])
+            honest = await arena.publish("honest", [_honest(x_world)])
+            runner = arena.runner(redis_url, lookup=x_world.lookup())
+            net.dev.advance(1)
+            report, _ = await arena.round(runner)
+            _honest_credited(arena, report, logs, await arena.credited(runner), honest)
+            scores = await _caught_by_the_audit(
+                arena,
+                runner,
+                logs,
+                "inflater",
+                rf"^\d+ of {SAMPLE} sampled tweets count as not found for counts above X's "
+                rf"\(tweet \d+ differs from X in {field}: .+\)$",
+                real=40,
+            )
+            [result] = (await runner.state.audits())[arena.hotkey("inflater")].values()
+            assert result.altered == 0 and 0 < result.found < result.checked
+            assert scores[arena.hotkey("inflater")].unique == 60 * result.found // result.checked
             await arena.close()
 
     run(body())

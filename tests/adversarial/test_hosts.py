@@ -15,7 +15,7 @@ from d3.manifest import MANIFEST_SUFFIX
 from d3.shards import encode_shard, sha256_hex
 from d3.validator.fetcher import FetchLimits
 from d3.validator.verifier import LookupBudget
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .hosts import HostileHost
 from .support import CORPUS_END, SAMPLE, Arena, commitment_text, forged_manifest, locator_of

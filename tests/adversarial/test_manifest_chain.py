@@ -13,7 +13,7 @@ import pytest
 
 from d3.manifest import MANIFEST_SUFFIX
 from d3.validator.pipeline import PipelineLimits
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .hosts import HostileHost
 from .support import Arena, commitment_text

@@ -20,7 +20,7 @@ from d3.manifest import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, MAX_SHARDS
 from d3.record import ARROW_SCHEMA
 from d3.shards import SHARD_SUFFIX, ShardLimits, sha256_hex
 from d3.validator.pipeline import PipelineLimits
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .hosts import HostileHost, zeros_gzip
 from .support import (

@@ -10,14 +10,15 @@ from d3.chain.interface import ChainVerdict
 from d3.chain.sdk import SdkChain
 from d3.dev.chain_state import SubnetParams
 from d3.dev.wallets import dev_wallet
-from tests.chain.support import RecordingSubstrate
-
-NETUID = 2  # plaintext weights: `set_mechanism_weights`
-CR_NETUID = 3  # commit-reveal, as the runtime defaults to: `commit_timelocked_mechanism_weights`
-TEMPO = 20
-COMMITS = {"alice": b"d3.1:alice", "bob": b"b" * 128, "carol": b""}  # carol: a Raw0 field
-WEIGHTS = {0: 0.25, 1: 0.75}
-AXON = ("127.0.0.1", 8091)
+from tests.chain.support import (
+    AXON,
+    COMMITS,
+    CR_NETUID,
+    NETUID,
+    TEMPO,
+    WEIGHTS,
+    RecordingSubstrate,
+)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Helpers for the conformance suite: a dev substrate that records what the SDK asks of it,
-and a strict comparison of the dev chain's answers with what a node's would decode to."""
+"""Helpers for the conformance suite: its two subnets and what is written on them, a dev
+substrate that records what the SDK asks of it, and a strict comparison of the dev chain's
+answers with what a node's would decode to."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from d3.dev.substrate import DevSubstrate
+
+NETUID = 2  # plaintext weights: `set_mechanism_weights`
+CR_NETUID = 3  # commit-reveal, as the runtime defaults to: `commit_timelocked_mechanism_weights`
+TEMPO = 20
+COMMITS = {"alice": b"d3.1:alice", "bob": b"b" * 128, "carol": b""}  # carol: a Raw0 field
+WEIGHTS = {0: 0.25, 1: 0.75}
+AXON = ("127.0.0.1", 8091)
 
 
 @dataclass

@@ -14,8 +14,7 @@ from d3.dev.chain_state import SubnetParams
 from d3.dev.codec import ShapeError, call_args, decode_call, encode_call
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
-from tests.chain.conftest import AXON, COMMITS, CR_NETUID, NETUID, WEIGHTS
-from tests.chain.support import mismatch
+from tests.chain.support import AXON, COMMITS, CR_NETUID, NETUID, WEIGHTS, mismatch
 
 PROJECT_CALLS = {
     ("Commitments", "set_commitment"),

@@ -19,8 +19,7 @@ from d3.dev.codec import (
     storage_default,
     storage_entry,
 )
-from tests.chain.conftest import CR_NETUID, NETUID
-from tests.chain.support import Read, mismatch
+from tests.chain.support import CR_NETUID, NETUID, Read, mismatch
 
 MISSING = 99  # a netuid with no subnet
 

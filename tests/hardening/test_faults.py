@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import bittensor as bt
 import pyarrow as pa
@@ -23,14 +24,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from d3.config import SubtensorConfig
 from d3.dev.redis_server import start_redis
 from d3.dev.synthetic import synthetic_table
+from d3.dev.x_server import DEFAULT_TOKEN, LocalXServer
 from d3.miner.neuron import scrape_forever
 from d3.miner.store import TweetStore
 from d3.validator.neuron import Validator, ValidatorConfig, build_runner
-from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
 from scraping.query_plan import parse_plan
 from scraping.x_api import XApiSource
-from tests.validator.conftest import NETUID, audit_now, make_runner, run
-from tests.validator.helpers import TruthLookup, write_dataset
+from tests.support.datasets import TruthLookup, write_dataset
+from tests.support.net import NETUID, run
+from tests.support.runner import audit_now, make_runner
 
 
 async def _publish(
@@ -103,6 +105,9 @@ class FlakySubstrate:
     """A node that drops a tenth of all requests: the SDK sees connection errors (a
     timelocked weight commit alone takes some fifteen requests)."""
 
+    # Dropping the client's own shutdown would test nothing of ours.
+    RELIABLE: ClassVar[set[str]] = {"close"}
+
     def __init__(self, inner):
         self._inner = inner
         self._rng = random.Random(5)
@@ -110,7 +115,7 @@ class FlakySubstrate:
 
     def __getattr__(self, name):
         target = getattr(self._inner, name)
-        if not asyncio.iscoroutinefunction(target):
+        if not asyncio.iscoroutinefunction(target) or name in self.RELIABLE:
             return target
 
         async def flaky(*args, **kwargs):

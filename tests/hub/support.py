@@ -1,12 +1,14 @@
 """A small network for the hub's tests: two honest miners whose data overlaps, a copier,
 a fabricator and a miner whose audit finds an altered tweet, over two credit periods on
-the dev chain, judged by the real validator code with X as a table of the real tweets."""
+the dev chain, judged by the real validator code with X as a table of the real tweets.
+With `later`, two more periods: the first day's remaining tweets and newer ones, so that
+the first day closes (its tweets can no longer be fresh) while the second stays open."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,13 +17,14 @@ import pyarrow.compute as pc
 from d3.dev.synthetic import synthetic_table
 from d3.hub.layout import SIGNATURE_NAME, STATE_DIR
 from d3.validator.scoring import ScoringParams
-from tests.validator.conftest import NETUID, registered
-from tests.validator.helpers import TruthLookup, write_dataset
+from tests.support.datasets import TruthLookup, write_dataset
+from tests.support.net import NETUID, registered
 
 # Two periods with no freshness bound (the dev chain's genesis is 2026-01-01, and the
 # tweets start just before it, so that they span two days).
 SCORING = ScoringParams(period_blocks=50, window_periods=7, decay=0.5, fresh_periods=2)
 START = datetime(2025, 12, 31, 23, 58, 30, tzinfo=UTC)
+LATE_START = datetime(2026, 1, 1, 0, 25, tzinfo=UTC)  # fresh in period 3 (from block 50)
 MINERS = ["honest-a", "honest-b", "copier", "fabricator", "alterer"]
 VALIDATORS = ["va", "vb"]
 
@@ -44,6 +47,7 @@ async def play(
     client,
     lookup: TruthLookup,
     on_step: Callable[[int], Awaitable[None]] | None = None,
+    later: bool = False,
 ) -> tuple[World, dict]:
     """Commit the scenario's data (and tell `lookup`, X, about the real tweets), calling
     `on_step` after each step. Returns the world and the chains by name."""
@@ -52,8 +56,14 @@ async def play(
     real = synthetic_table(240, seed=11, start=START)
     invented = synthetic_table(30, seed=12, start=START)
     alterer = synthetic_table(20, seed=13, start=START)
+    missed = synthetic_table(10, seed=16, start=START - timedelta(minutes=8))  # the 31st too
+    late_b = synthetic_table(50, seed=14, start=LATE_START)
+    late_a = synthetic_table(40, seed=15, start=LATE_START + timedelta(minutes=20))
     world.lookup.add(real)
     world.lookup.add(alterer)
+    world.lookup.add(missed)
+    world.lookup.add(late_b)
+    world.lookup.add(late_a)
     parents: dict[str, str | None] = {}
 
     async def commit(name: str, tables: list[pa.Table]) -> None:
@@ -72,10 +82,23 @@ async def play(
         [("honest-b", [real.slice(150, 60)])],
         [("honest-a", [real.slice(120, 60), real.slice(200, 40)])],
     ]
+    periods = [0, 0, 0, 1, 1]
+    if later:
+        steps += [
+            # period 2: first-day tweets nobody had committed, and newer ones
+            [("honest-b", [missed, late_b])],
+            # period 3: its tweets are fresh, the first day's no longer can be
+            [("honest-a", [late_a])],
+        ]
+        periods += [2, 3]
     for i, step in enumerate(steps):
+        head = await chains["va"].block()
         if i == 3:  # into period 1
-            head = await chains["va"].block()
             net.dev.advance(SCORING.period_blocks + 1 - head % SCORING.period_blocks)
+        elif periods[i] > SCORING.period_of(head):
+            # Past the block that seeds the previous period's audit, so that a validator
+            # judging step by step audits it before this step's commitment.
+            net.dev.advance(periods[i] * SCORING.period_blocks + 10 - head)
         for name, tables in step:
             await commit(name, tables)
         net.dev.advance(1)
@@ -96,14 +119,14 @@ def published_files(directory: Path) -> dict[str, bytes]:
     }
 
 
-async def build(net, client, redis_url: str, directory: Path, **builder_args):
+async def build(net, client, redis_url: str, directory: Path, later: bool = False, **builder_args):
     """The scenario judged by one validator (audits included), then its hub built once.
     Returns (world, runner, builder, report): the builder is still open."""
     from d3.hub.builder import HubBuilder
-    from tests.validator.conftest import audit_now, make_runner
+    from tests.support.runner import audit_now, make_runner
 
     lookup = TruthLookup()
-    world, _ = await play(net, client, lookup)
+    world, _ = await play(net, client, lookup, later=later)
     chain = await net.chain(client, "va")
     runner = make_runner(chain, redis_url, lookup, scoring=SCORING)
     await audit_now(runner, net.dev)
@@ -112,13 +135,15 @@ async def build(net, client, redis_url: str, directory: Path, **builder_args):
     return world, runner, builder, report
 
 
-async def build_in_steps(net, client, redis_url: str, directory: Path) -> list[Path]:
+async def build_in_steps(
+    net, client, redis_url: str, directory: Path, later: bool = False
+) -> list[Path]:
     """The scenario with the validator judging and the hub updating after every step:
     a copy of the hub after each update that published something, the last one final."""
     import shutil
 
     from d3.hub.builder import HubBuilder
-    from tests.validator.conftest import audit_now, make_runner
+    from tests.support.runner import audit_now, make_runner
 
     lookup = TruthLookup()
     live: dict = {}
@@ -141,7 +166,7 @@ async def build_in_steps(net, client, redis_url: str, directory: Path) -> list[P
         await live["runner"].process(await live["runner"].chain.metagraph())
         await update(live["runner"])
 
-    await play(net, client, lookup, every_step)
+    await play(net, client, lookup, every_step, later=later)
     await audit_now(live["runner"], net.dev)
     await update(live["runner"])
     live["hub"].close()

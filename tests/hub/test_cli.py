@@ -6,7 +6,7 @@ from __future__ import annotations
 import bittensor as bt
 
 from d3.hub.cli import main
-from tests.validator.conftest import NETUID, run
+from tests.support.net import NETUID, run
 
 from .support import SCORING, build, published_files
 
@@ -28,6 +28,7 @@ def test_build_from_the_validators_own_flags(net, redis_url, tmp_path, capsys):
         "--verify.x_api_base_url", "http://127.0.0.1:9",
         "--scoring.period_blocks", str(SCORING.period_blocks),
         "--scoring.fresh_periods", str(SCORING.fresh_periods),
+        "--verify.daily_budget", "2000000",  # enough for the 50-block periods' audits
     ]  # fmt: skip
     assert main(["build", str(tmp_path / "cli"), *flags]) == 0
     assert "240 rows in all" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from d3.hub.cli import main
 from d3.hub.export import ExportError, Query, export
 from d3.hub.layout import verify_copy
 from d3.hub.publish import publish_local
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .support import build, published_files
 

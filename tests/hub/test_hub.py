@@ -18,7 +18,7 @@ from d3.hub.ledger import Ledger
 from d3.hub.schema import HUB_SCHEMA
 from d3.hub.signing import SignatureInvalid, verify_signature
 from d3.record import COLUMNS
-from tests.validator.conftest import run
+from tests.support.net import run
 
 from .support import build, published_files
 

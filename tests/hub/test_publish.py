@@ -1,6 +1,8 @@
 """Publishing a hub as it grows: to a Hugging Face dataset repo (checked at its API
 boundary: one Hub commit per update, with every new file, the card and the index), and
-to an S3 bucket on moto's emulator (only what is missing, resumable after a crash)."""
+to an S3 bucket on moto's emulator (only what is missing, resumable after a crash). The
+hub closes its first day between the first and the last publish: the destination drops
+the day's period files that its part file replaced."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import pytest
 
 from d3.hub.cli import main
 from d3.hub.layout import INDEX_NAME
-from d3.hub.publish import publish_hf, publish_s3
-from tests.validator.conftest import run
+from d3.hub.publish import publish_hf, publish_local, publish_s3
+from tests.support.net import run
 
 from .support import build_in_steps, published_files
 
@@ -23,11 +25,18 @@ from .support import build_in_steps, published_files
 def snapshots(net, redis_url, tmp_path) -> list[Path]:
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
-            return await build_in_steps(net, client, redis_url, tmp_path / "hub")
+            return await build_in_steps(net, client, redis_url, tmp_path / "hub", later=True)
 
     found = run(body())
     assert len(found) >= 2  # the hub grew in at least two updates
+    assert "data/2025-12-31/period-00000000.parquet" in published_files(found[0])
+    assert "data/2025-12-31/part-00000.parquet" in published_files(found[-1])  # closed
     return found
+
+
+def _replaced(first: Path, last: Path) -> set[str]:
+    """Data files of `first` that `last` no longer has (a closed day's period files)."""
+    return {p for p in published_files(first) if p.startswith("data/")} - set(published_files(last))
 
 
 class RecordingHub:
@@ -50,8 +59,11 @@ class RecordingHub:
         return str(path)
 
     def create_commit(self, repo_id, operations, *, commit_message, repo_type, revision):
-        staged = {}
+        staged, deleted = {}, []
         for op in operations:
+            if not hasattr(op, "path_or_fileobj"):  # CommitOperationDelete
+                deleted.append(op.path_in_repo)
+                continue
             source = op.path_or_fileobj
             staged[op.path_in_repo] = (
                 source if isinstance(source, bytes) else Path(source).read_bytes()
@@ -59,8 +71,11 @@ class RecordingHub:
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("connection reset while committing")
+        assert all(path in self.files for path in deleted)
+        for path in deleted:
+            del self.files[path]
         self.files.update(staged)
-        self.commits.append(sorted(staged))
+        self.commits.append(sorted(staged) + [f"-{path}" for path in sorted(deleted)])
 
 
 def test_one_hub_commit_per_update_with_the_card_kept_current(snapshots):
@@ -79,9 +94,24 @@ def test_one_hub_commit_per_update_with_the_card_kept_current(snapshots):
     [_, second] = api.commits
     old = set(published_files(first))
     new = {p for p in published_files(last) if p.startswith("data/")} - old
-    assert set(second) == new | {"README.md", INDEX_NAME, "index.sig"}  # only what changed
-    assert report.skipped == len([p for p in old if p.startswith("data/")])  # every old one
-    assert {p: api.files[p] for p in published_files(last)} == published_files(last)
+    gone = _replaced(first, last)
+    assert gone and report.removed == len(gone)
+    # Only what changed, the replaced files deleted in the same commit.
+    assert set(second) == new | {"README.md", INDEX_NAME, "index.sig"} | {f"-{p}" for p in gone}
+    kept = [p for p in old if p.startswith("data/") and p not in gone]
+    assert report.skipped == len(kept)  # every old file still listed
+    assert api.files == {**published_files(last), "index.sig": (last / "index.sig").read_bytes()}
+
+
+def test_a_directory_follows_the_hub_as_a_day_closes(snapshots, tmp_path):
+    first, last = snapshots[0], snapshots[-1]
+    dest = tmp_path / "www"
+    publish_local(first, dest)
+    report = publish_local(last, dest)
+    gone = _replaced(first, last)
+    assert report.removed == len(gone) > 0
+    assert published_files(dest) == published_files(last)  # verified, nothing left over
+    assert publish_local(last, dest).removed == 0
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +147,12 @@ class Counting:
     def head_object(self, **kwargs):
         return self.client.head_object(**kwargs)
 
+    def list_objects_v2(self, **kwargs):
+        return self.client.list_objects_v2(**kwargs)
+
+    def delete_objects(self, **kwargs):
+        return self.client.delete_objects(**kwargs)
+
     def put_object(self, **kwargs):
         if self.die_after is not None and sum(self.puts.values()) >= self.die_after:
             raise SystemExit("killed mid-publish")
@@ -141,10 +177,15 @@ def test_s3_publishing_resumes_after_a_crash_and_sends_nothing_twice(
         uploaded[key] = uploaded.get(key, 0) + count
     data = [k for k in uploaded if k.startswith("hub/data/")]
     assert data and all(uploaded[k] == 1 for k in data)  # no data file sent twice
-    old = [p for p in published_files(first) if p.startswith("data/")]
+    gone = _replaced(first, last)
+    old = [p for p in published_files(first) if p.startswith("data/") and p not in gone]
     assert report.skipped == len(old) + 1  # the old files, and the one sent before the crash
     for path, body in published_files(last).items():
         assert s3.get_object(Bucket="d3-hub", Key=f"hub/{path}")["Body"].read() == body
+    listing = s3.list_objects_v2(Bucket="d3-hub", Prefix="hub/data/")["Contents"]
+    stored = {o["Key"].removeprefix("hub/") for o in listing}
+    assert stored == {p for p in published_files(last) if p.startswith("data/")}
+    assert report.removed == len(gone) > 0  # the closed day's period files, after the index
     again = Counting(s3)
     publish_s3(last, "d3-hub", again, prefix="hub")
     assert set(again.puts) == {"hub/index.json", "hub/index.sig"}  # only the tail, always

@@ -14,8 +14,9 @@ from d3.hub.decisions import audit_passed
 from d3.hub.errors import LedgerError
 from d3.validator.audit import AuditResult
 from d3.validator.verifier import MAX_MISSING_SHARE
-from tests.validator.conftest import make_runner, run
-from tests.validator.helpers import TruthLookup
+from tests.support.datasets import TruthLookup
+from tests.support.net import run
+from tests.support.runner import make_runner
 
 from .support import SCORING, play
 

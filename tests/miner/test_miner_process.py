@@ -22,6 +22,7 @@ from d3.chain.sdk import SdkChain
 from d3.dev.chain_state import SubnetParams
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
+from d3.dev.x_server import DEFAULT_TOKEN, LocalXServer
 from d3.validator.audit import AuditParams
 from d3.validator.fetcher import Fetcher, FetchLimits
 from d3.validator.index import TweetIndex
@@ -31,7 +32,6 @@ from d3.validator.scoring import ScoringParams
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
 from d3.validator.x_lookup import source_lookup
-from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
 from scraping.x_api import XApiSource
 
 ROOT = Path(__file__).resolve().parents[2]

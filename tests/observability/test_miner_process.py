@@ -20,9 +20,8 @@ from d3.chain.sdk import SdkChain
 from d3.dev.chain_state import SubnetParams
 from d3.dev.substrate import DevSubstrate
 from d3.dev.wallets import dev_wallet
-from scraping.local_x_server import DEFAULT_TOKEN, LocalXServer
-
-from .conftest import free_port, get, get_json, poll
+from d3.dev.x_server import DEFAULT_TOKEN, LocalXServer
+from tests.observability.support import free_port, get, get_json, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 NETUID = 5

@@ -23,10 +23,9 @@ from d3.validator.pipeline import ManifestPipeline
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
 from d3.validator.state import ValidatorState
-from tests.validator.conftest import NETUID
-from tests.validator.helpers import register_and_publish
-
-from .conftest import free_port, get, get_json, poll
+from tests.observability.support import free_port, get, get_json, poll
+from tests.support.datasets import register_and_publish
+from tests.support.net import NETUID
 
 ROOT = Path(__file__).resolve().parents[2]
 STALE_S = 4

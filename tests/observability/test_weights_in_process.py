@@ -17,9 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from d3.config import load_config
 from d3.dev.synthetic import synthetic_table
 from d3.metrics import MetricsServer, ValidatorMetrics
-from d3.validator.leaderboard import sdk_weights_reader
 from d3.validator.neuron import Validator, ValidatorConfig, build_runner
-from tests.validator.conftest import NETUID
+from tests.support.net import NETUID
 
 from .test_validator_process import _register_and_publish
 
@@ -71,7 +70,7 @@ def test_weight_sets_and_reveals_are_counted_and_chain_weights_reach_the_leaderb
             redis = aioredis.Redis.from_url(redis_url)
             metrics = ValidatorMetrics()
             runner = build_runner(config, chain, redis, metrics)
-            validator = Validator(config, chain, runner, metrics, None, sdk_weights_reader(chain))
+            validator = Validator(config, chain, runner, metrics)
             documents = {"/leaderboard.json": validator.leaderboard_json}
             server = MetricsServer(metrics.registry, validator.health, documents=documents)
             with server:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scraping.local_x_server import LocalXServer
+from d3.dev.x_server import LocalXServer
 from scraping.x_api import XApiSource
 from tests.scraping.support import FakeSleep, SourceFactory
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
+from d3.dev.x_corpus import Corpus
+from d3.dev.x_query import compile_query
 from d3.record import TweetRecord
 from scraping.x_api import XApiSource
-from scraping.x_corpus import Corpus
-from scraping.x_query import compile_query
 
 T = TypeVar("T")
 # make_source(target_server=None, **XApiSource options) -> XApiSource

@@ -7,20 +7,31 @@ the way X's web GraphQL API serves it (what twscrape parses, with twscrape's own
 and the way apidojo/tweet-scraper passes it on (legacy v1.1 entities). There, attached
 media sit in `entities.media` / `extended_entities.media`; X API v2 instead lists the
 media's t.co link, expanded to the tweet's own `/photo/1` page, in `entities.urls`.
+
+A long post with more hashtags and links than a record keeps (and mentions, which no
+record keeps) goes through all three sources' look-ups: X API v2 from the local X server,
+twscrape from a TweetDetail body through its real account pool, Apify from an Actor run's
+dataset. X's web API gives such a post's `legacy` entities for its first 280 characters
+only and the whole post's in `note_tweet`; the Actor item is taken to carry the whole
+post's entities with its `fullText`. Every list keeps the same first 100 distinct items.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from types import ModuleType
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
-from scraping.apify_source import item_to_record
-from scraping.local_x_server import LocalXServer
-from scraping.twscrape_source import import_twscrape, tweet_to_record
-from scraping.x_corpus import Corpus
+from d3.dev.x_corpus import Corpus
+from d3.dev.x_server import LocalXServer
+from d3.record import MAX_LIST_ITEMS, TweetRecord
+from scraping.apify_source import ApifySource, item_to_record
+from scraping.common import capped
+from scraping.twscrape_source import TwscrapeSource, import_twscrape, tweet_to_record
 from tests.scraping.support import SourceFactory, record_fields, run
 
 
@@ -48,11 +59,13 @@ def photo_tweet(corpus: Corpus) -> dict[str, Any]:
     raise AssertionError("the corpus has no plain post with photos and a link")
 
 
-def legacy_of(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
-    """The tweet's v1.1 `legacy` object, as X's web API nests it in GraphQL."""
-    entities = tweet.get("entities", {})
-    [media_link] = [u for u in entities["urls"] if "media_key" in u]
-    media = [
+def media_of(corpus: Corpus, tweet: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tweet's attached media as v1.1 media entities (none: an empty list)."""
+    keys = tweet.get("attachments", {}).get("media_keys", [])
+    if not keys:
+        return []
+    [media_link] = [u for u in tweet["entities"]["urls"] if "media_key" in u]
+    return [
         {
             "id_str": key.split("_", 1)[1],
             "media_key": key,
@@ -64,11 +77,48 @@ def legacy_of(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
             "indices": [media_link["start"], media_link["end"]],
             "media_url_https": corpus.media[key]["url"],
         }
-        for key in tweet["attachments"]["media_keys"]
+        for key in keys
     ]
+
+
+def v1_entities(corpus: Corpus, entities: dict[str, Any]) -> dict[str, Any]:
+    """X API v2 entities under their v1.1 names, as X's web API and the Actor write them
+    (the media's link is not among v1.1 `urls`: it is the media entities' `url`)."""
+    return {
+        "hashtags": [
+            {"text": h["tag"], "indices": [h["start"], h["end"]]}
+            for h in entities.get("hashtags", [])
+        ],
+        "urls": [
+            {
+                "url": u["url"],
+                "expanded_url": u["expanded_url"],
+                "display_url": u["display_url"],
+                "indices": [u["start"], u["end"]],
+            }
+            for u in entities.get("urls", [])
+            if "media_key" not in u
+        ],
+        "user_mentions": [
+            {
+                "id_str": m["id"],
+                "screen_name": m["username"],
+                "name": corpus.users[m["id"]]["name"],
+                "indices": [m["start"], m["end"]],
+            }
+            for m in entities.get("mentions", [])
+        ],
+        "symbols": [],
+    }
+
+
+def legacy_of(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
+    """The tweet's v1.1 `legacy` object, as X's web API nests it in GraphQL: a long post's
+    text and entities are those of its first 280 characters (the stub)."""
+    media = media_of(corpus, tweet)
     metrics = tweet["public_metrics"]
     created = datetime.fromisoformat(tweet["created_at"])
-    return {
+    legacy = {
         "full_text": tweet["text"],
         "created_at": created.strftime("%a %b %d %H:%M:%S +0000 %Y"),
         "lang": tweet["lang"],
@@ -78,26 +128,12 @@ def legacy_of(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
         "retweet_count": metrics["retweet_count"],
         "reply_count": metrics["reply_count"],
         "quote_count": metrics["quote_count"],
-        "entities": {
-            "hashtags": [
-                {"text": h["tag"], "indices": [h["start"], h["end"]]}
-                for h in entities.get("hashtags", [])
-            ],
-            "urls": [
-                {
-                    "url": u["url"],
-                    "expanded_url": u["expanded_url"],
-                    "display_url": u["display_url"],
-                    "indices": [u["start"], u["end"]],
-                }
-                for u in entities["urls"]
-                if "media_key" not in u
-            ],
-            "user_mentions": [],
-            "media": media,
-        },
-        "extended_entities": {"media": media},
+        "entities": v1_entities(corpus, tweet.get("entities", {})),
     }
+    if media:
+        legacy["entities"]["media"] = media
+        legacy["extended_entities"] = {"media": media}
+    return legacy
 
 
 def graphql_page(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +154,11 @@ def graphql_page(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
         "legacy": legacy_of(corpus, tweet),
         "views": {"count": str(tweet["public_metrics"]["impression_count"])},
     }
+    if "note_tweet" in tweet:  # the whole long post, entities under their v1.1 names
+        note = tweet["note_tweet"]
+        entity_set = v1_entities(corpus, note.get("entities", {}))
+        result = {"id": "Tm90ZVR3ZWV0OjE=", "text": note["text"], "entity_set": entity_set}
+        obj["note_tweet"] = {"is_expandable": True, "note_tweet_results": {"result": result}}
     entry = {
         "entryId": f"tweet-{tweet['id']}",
         "content": {"itemContent": {"tweet_results": {"result": obj}}},
@@ -129,6 +170,10 @@ def apify_item(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
     """The tweet as apidojo/tweet-scraper outputs it: legacy entities, camelCase fields."""
     user = corpus.users[tweet["author_id"]]
     legacy = legacy_of(corpus, tweet)
+    whole = tweet.get("note_tweet") or tweet  # fullText and its entities: the whole post
+    entities = v1_entities(corpus, whole.get("entities", {}))
+    if media := media_of(corpus, tweet):
+        entities["media"] = media
     metrics = tweet["public_metrics"]
     return {
         "type": "tweet",
@@ -136,7 +181,7 @@ def apify_item(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
         "url": f"https://x.com/{user['username']}/status/{tweet['id']}",
         "twitterUrl": f"https://twitter.com/{user['username']}/status/{tweet['id']}",
         "text": tweet["text"],
-        "fullText": tweet["text"],
+        "fullText": whole["text"],
         "retweetCount": metrics["retweet_count"],
         "replyCount": metrics["reply_count"],
         "likeCount": metrics["like_count"],
@@ -148,8 +193,8 @@ def apify_item(corpus: Corpus, tweet: dict[str, Any]) -> dict[str, Any]:
         "isReply": False,
         "conversationId": tweet["conversation_id"],
         "author": {"type": "user", "userName": user["username"], "id": user["id"]},
-        "entities": legacy["entities"],
-        "extendedEntities": legacy["extended_entities"],
+        "entities": entities,
+        "extendedEntities": {"media": media} if media else {},
         "isRetweet": False,
         "isQuote": False,
     }
@@ -209,3 +254,93 @@ def test_legacy_media_links_listed_as_urls_are_dropped_too(tw: ModuleType) -> No
     expected = [u["expanded_url"] for u in tweet["entities"]["urls"] if "media_key" not in u]
     assert tweet_to_record(tw.parse_tweet(page, tweet_id), "twscrape").urls == expected
     assert item_to_record(item, "apify").urls == expected
+
+
+# -- more than a record keeps, through every source's look-up ----------------------------
+
+COOKIE_ACCOUNT = "alice_bot:pw:alice@example.com:mailpw:auth_token=aaa; ct0=bbb"
+OVER = 20  # items beyond the record's cap
+
+
+def overfull_post(corpus: Corpus) -> dict[str, Any]:
+    """A long post with more links, hashtags and mentions than a record keeps, its first
+    link and hashtag written twice up front: a list that kept the repeat would keep one
+    item fewer under the cap, so the sources agree only if they drop repeats first."""
+    links = [f"https://example.org/page/{i}" for i in range(MAX_LIST_ITEMS + OVER)]
+    tags = [f"#tag{i}" for i in range(MAX_LIST_ITEMS + OVER)]
+    handles = [f"@{user['username']}" for user in corpus.users.values()]
+    mentions = [handles[i % len(handles)] for i in range(MAX_LIST_ITEMS + OVER)]
+    words = [links[0], links[0], links[1], tags[0], tags[0], *tags[1:], *mentions, *links[2:]]
+    return corpus.post(words, at=datetime(2026, 3, 1, 12, 30, tzinfo=UTC))
+
+
+class _TweetDetails:
+    """twscrape.API's surface for look-ups: a real account pool, bodies from a dict."""
+
+    def __init__(self, pool: Any, bodies: dict[int, dict[str, Any]]) -> None:
+        self.pool = pool
+        self.bodies = bodies
+
+    async def tweet_details_raw(self, twid: int) -> dict[str, Any] | None:
+        return self.bodies.get(twid)
+
+
+class _ActorRuns:
+    """apify-client's surface for one Actor run that succeeds with `items`."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def actor(self, actor_id: str) -> _ActorRuns:
+        return self
+
+    async def call(self, **options: Any) -> SimpleNamespace:
+        return SimpleNamespace(
+            id="run1", status="SUCCEEDED", status_message=None, default_dataset_id="ds1"
+        )
+
+    def dataset(self, dataset_id: str) -> _ActorRuns:
+        return self
+
+    async def iterate_items(self, limit: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        for item in self.items[:limit]:
+            yield item
+
+
+def test_the_one_list_rule() -> None:
+    """As strings, in order, no empty ones, no repeats, then at most MAX_LIST_ITEMS."""
+    assert capped(["a", "", None, "b", "a", 7]) == ["a", "b", "7"]
+    many = ["x", "x", *(f"t{i}" for i in range(MAX_LIST_ITEMS + 5))]
+    assert capped(many) == ["x", *(f"t{i}" for i in range(MAX_LIST_ITEMS - 1))]
+
+
+def test_the_three_sources_agree_beyond_the_caps(
+    make_source: SourceFactory, tw: ModuleType, tmp_path: Path
+) -> None:
+    pytest.importorskip("apify_client")
+    with LocalXServer(seed=8, size=200, end=datetime(2026, 3, 1, 12, tzinfo=UTC)) as server:
+        tweet = overfull_post(server.corpus)
+        tweet_id = int(tweet["id"])
+        assert "note_tweet" in tweet and len(tweet["note_tweet"]["entities"]["urls"]) > 100
+        x_api = run(make_source(target=server).lookup([tweet_id])).found[tweet_id]
+        [searched] = run(make_source(target=server).search("#tag7", limit=10)).records
+        corpus = server.corpus
+
+    db = tmp_path / "accounts.db"
+    pool = tw.AccountsPool(db_file=str(db), raise_when_no_account=True, wait_timeout=0)
+    details = _TweetDetails(pool, {tweet_id: graphql_page(corpus, tweet)})
+    twscrape = TwscrapeSource(accounts=COOKIE_ACCOUNT, db_path=db, api=details)
+    apify = ApifySource("token", client=_ActorRuns([apify_item(corpus, tweet)]))
+    records: dict[str, TweetRecord] = {
+        "x_api search": searched,
+        "twscrape": run(twscrape.lookup([tweet_id])).found[tweet_id],
+        "apify": run(apify.lookup([tweet_id])).found[tweet_id],
+    }
+
+    written = [u["expanded_url"] for u in tweet["note_tweet"]["entities"]["urls"]]
+    assert x_api.urls == list(dict.fromkeys(written))[:MAX_LIST_ITEMS]
+    assert x_api.hashtags == [f"tag{i}" for i in range(MAX_LIST_ITEMS)]
+    assert x_api.text == tweet["note_tweet"]["text"]
+    for name, record in records.items():
+        assert (record.urls, record.hashtags) == (x_api.urls, x_api.hashtags), name
+        assert record_fields(record) == record_fields(x_api), name

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from d3.dev.x_corpus import Corpus
+from d3.dev.x_query import QueryError, compile_query, index_tweet
+from d3.dev.x_server import LocalXServer
 from d3.snowflake import id_to_ms, matches_created_at
-from scraping.local_x_server import LocalXServer
-from scraping.x_corpus import Corpus
-from scraping.x_query import QueryError, compile_query, index_tweet
 from tests.scraping.support import matching_ids
 
 END = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -264,7 +264,7 @@ def test_cli_serves_until_terminated() -> None:
         [
             sys.executable,
             "-m",
-            "scraping.local_x_server",
+            "d3.dev.x_server",
             "--size",
             "60",
             "--seed",

@@ -10,7 +10,8 @@ import pytest
 
 from d3.record import MAX_LIST_ITEMS
 from d3.snowflake import datetime_to_id
-from scraping.normalize import is_media_page, normalize_payload, normalize_tweet
+from scraping.common import is_media_page
+from scraping.normalize import normalize_payload, normalize_tweet
 
 CREATED = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 TWEET_ID = datetime_to_id(CREATED.replace(microsecond=431_000), sequence=77)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from scraping.local_x_server import LocalXServer
+from d3.dev.x_query import compile_query
+from d3.dev.x_server import LocalXServer
 from scraping.query_plan import QueryPlanError, default_plan, load_plan, parse_plan
-from scraping.x_query import compile_query
 from tests.scraping.support import SourceFactory, run
 
 GOOD_TOML = """

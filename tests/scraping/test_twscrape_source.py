@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from d3.snowflake import datetime_to_id
+from scraping.common import bounded_query
 from scraping.source import SourceAuthError, TweetSource
 from scraping.twscrape_source import (
     ACCOUNTS_ENV,
@@ -30,7 +31,6 @@ from scraping.twscrape_source import (
     TwscrapeSource,
     import_twscrape,
     parse_accounts,
-    search_query,
     tweet_to_record,
 )
 
@@ -173,12 +173,12 @@ def test_parse_accounts_names_the_bad_line_not_its_secrets(text: str, reason: st
     assert "secretpw" not in str(info.value)
 
 
-def test_search_query_adds_x_operators() -> None:
+def test_bounded_query_adds_x_operators() -> None:
     since, until = T0, T0 + timedelta(hours=1)
     start, end = int(since.timestamp()), int(until.timestamp())
     expected = f"(#ai OR #ml) since_id:42 since_time:{start} until_time:{end}"
-    assert search_query("#ai OR #ml", since, until, 42) == expected
-    assert search_query("bittensor", None, None, None) == "bittensor"
+    assert bounded_query("#ai OR #ml", since, until, 42) == expected
+    assert bounded_query("bittensor", None, None, None) == "bittensor"
 
 
 # -- normalisation ----------------------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 import requests
 import tweepy
 
+from d3.dev.x_server import LocalXServer
 from d3.snowflake import id_to_datetime
-from scraping.local_x_server import LocalXServer
 from scraping.source import (
     LookupResult,
     SourceAuthError,

@@ -33,8 +33,9 @@ from d3.shards import EncodedShard, encode_shard
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
-from tests.validator.conftest import NETUID, TEST_AUDIT, make_runner, run
-from tests.validator.helpers import TruthLookup
+from tests.support.datasets import TruthLookup
+from tests.support.net import NETUID, run
+from tests.support.runner import TEST_AUDIT, make_runner
 
 # Short periods so that a schedule spans several windows and the history horizon bites.
 SCORING = ScoringParams(period_blocks=10, window_periods=5, decay=0.5, fresh_periods=1)

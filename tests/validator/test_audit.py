@@ -12,9 +12,9 @@ from d3.dev.synthetic import synthetic_table
 from d3.validator.audit import AuditParams, CandidateSet, allot, draw
 from d3.validator.pipeline import PipelineLimits
 from d3.validator.scoring import INITIAL_CREDIBILITY
-
-from .conftest import NETUID, TEST_AUDIT, audit_now, make_runner, registered, run
-from .helpers import TruthLookup, write_dataset
+from tests.support.datasets import TruthLookup, write_dataset
+from tests.support.net import NETUID, registered, run
+from tests.support.runner import TEST_AUDIT, audit_now, make_runner
 
 
 def test_rows_are_ranked_only_after_the_grace_period(net, redis_url):

@@ -17,9 +17,8 @@ import redis.asyncio as aioredis
 
 from d3.dev.synthetic import synthetic_table
 from d3.validator.index import TweetIndex
-
-from .conftest import NETUID, run
-from .helpers import register_and_publish
+from tests.support.datasets import register_and_publish
+from tests.support.net import NETUID, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -161,3 +160,43 @@ def test_bad_flag_is_one_line_and_status_2():
         "validator.py: error: --redis.url: Value error, scheme must be one of redis://, "
         "rediss://, unix:// (got 'http://x')"
     ]
+
+
+def test_a_layout_drop_at_start_up_rebuilds_the_same_credit(net, redis_url):
+    """A validator whose Redis holds another state layout drops it and replays chain
+    history; an index client that had already read windows must not trust what it
+    remembers of them (it would find every tweet "already indexed" and credit nobody)."""
+    import asyncio
+
+    from d3.config import load_config
+    from d3.validator.neuron import Validator, ValidatorConfig
+    from tests.support.runner import make_runner
+
+    datasets = {"m0": [synthetic_table(300, seed=70)], "m1": [synthetic_table(200, seed=71)]}
+    run(_register_and_publish(net, datasets))
+    argv = _validator_args(net, redis_url)[2:]
+    config = load_config(ValidatorConfig, argv, env={})
+
+    async def body():
+        import bittensor as bt
+
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chain = await net.chain(client, "validator")
+            runner = make_runner(chain, redis_url)
+            await runner.process(await chain.metagraph())  # the index client's cache is warm
+            before = {hk: sum(p.values()) for hk, p in (await runner.index.credits()).items()}
+            await runner.state.set_meta("version", "1")  # as an older release left it
+            validator = Validator(config, chain, runner)
+            task = asyncio.create_task(validator.run())
+            deadline = time.monotonic() + 60
+            while validator.leaderboard is None:  # its first round is done
+                assert not task.done() and time.monotonic() < deadline
+                await asyncio.sleep(0.05)  # the loop's turn
+            validator.stop.set()
+            await task
+            after = {hk: sum(p.values()) for hk, p in (await runner.index.credits()).items()}
+            await runner.state.redis.aclose()
+            return before, after
+
+    before, after = run(body())
+    assert sum(before.values()) == 500 and after == before

@@ -16,9 +16,9 @@ from d3.dev.synthetic import synthetic_table
 from d3.manifest import build_manifest
 from d3.shards import EncodedShard, ShardLimits, encode_shard, sha256_hex
 from d3.validator.pipeline import PipelineLimits
-
-from .conftest import NETUID, audit_now, make_runner, run
-from .helpers import TruthLookup, write_dataset
+from tests.support.datasets import TruthLookup, write_dataset
+from tests.support.net import NETUID, run
+from tests.support.runner import audit_now, make_runner
 
 FUTURE = datetime.now(UTC) + timedelta(days=3)
 

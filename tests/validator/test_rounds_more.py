@@ -12,9 +12,9 @@ from d3.dev.synthetic import synthetic_table
 from d3.manifest import build_manifest
 from d3.shards import encode_shard
 from d3.validator.pipeline import PipelineLimits
-
-from .conftest import NETUID, make_runner, registered, run
-from .helpers import TruthLookup, write_dataset
+from tests.support.datasets import TruthLookup, write_dataset
+from tests.support.net import NETUID, registered, run
+from tests.support.runner import make_runner
 
 
 def test_missed_commitments_are_read_from_chain_history(net, redis_url):

@@ -1,4 +1,5 @@
-"""Observability tests run real neurons on a dev chain and talk to them over HTTP."""
+"""Observability tests run real neurons on a dev chain and talk to them over HTTP: a free
+port, polling with a deadline, and GETs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-
-from tests.validator.conftest import net  # noqa: F401 - the dev-chain fixture, reused
 
 
 def free_port() -> int:

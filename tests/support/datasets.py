@@ -1,4 +1,5 @@
-"""Building miners' datasets for validator tests, the way a miner publishes them."""
+"""Miners' datasets written the way a miner publishes them, and X as a table of the real
+tweets (what a look-up would answer)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Endpoints (Bearer token required, 401 otherwise):
 
-- `GET /2/tweets/search/recent` and `/2/tweets/search/all`: `query` (see scraping.x_query
+- `GET /2/tweets/search/recent` and `/2/tweets/search/all`: `query` (see d3.dev.x_query
   for the supported syntax), `since_id`, `until_id`, `start_time` (inclusive), `end_time`
   (exclusive), `max_results` (10–100; 10–500 for /all), `next_token`; newest first.
   `sort_order` is accepted and ignored; the 7-day window of /recent is not enforced.
@@ -46,8 +46,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from loguru import logger
 
-from scraping.x_corpus import Corpus
-from scraping.x_query import QueryError, compile_query
+from d3.dev.x_corpus import Corpus
+from d3.dev.x_query import QueryError, compile_query
 
 Json = dict[str, Any]
 
@@ -669,7 +669,7 @@ def _client_forbidden() -> Json:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m scraping.local_x_server", description=__doc__.splitlines()[0]
+        prog="python -m d3.dev.x_server", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

@@ -12,12 +12,12 @@ import bisect
 import random
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from d3.dev.x_query import TweetKeys, index_tweet
 from d3.snowflake import id_to_ms, ms_to_id
-from scraping.x_query import TweetKeys, index_tweet
 
 Json = dict[str, Any]
 
@@ -142,6 +142,20 @@ class Corpus:
         high = max(at_ms, low)
         return self._add_all(sorted(self._rng.randint(low, high) for _ in range(count)))
 
+    def post(self, words: Sequence[str], at: datetime | None = None) -> Json:
+        """Add one hand-written post, newer than every tweet so far, for edge cases in tests.
+
+        `words` are joined by spaces; each URL among them is written as a t.co link, as
+        X shortens it. Hashtags, mentions of the corpus's users and links get their
+        entities as in generated tweets, and a text over 280 characters is a long post
+        (its whole text and entities in `note_tweet`). Not journaled: a server's journal
+        replays what it minted, so post to a server without one.
+        """
+        at_ms = int((at or datetime.now(UTC)).timestamp() * 1000)
+        at_ms = max(at_ms, id_to_ms(self.ids[-1]) if self.ids else 0)
+        [tweet] = self._add_all([at_ms], lambda tweet_id: self._make_post(tweet_id, words))
+        return tweet
+
     def username(self, user_id: str) -> str:
         return self._usernames[user_id]
 
@@ -180,14 +194,16 @@ class Corpus:
             self._ids_by_name[name.lower()] = user_id
         self._user_ids = list(self.users)
 
-    def _add_all(self, times_ms: Iterable[int]) -> list[Json]:
+    def _add_all(
+        self, times_ms: Iterable[int], make: Callable[[int], Json] | None = None
+    ) -> list[Json]:
         added = []
         for ms in times_ms:
             tweet_id = ms_to_id(ms, self._rng.randrange(1 << 22))
             if self.ids and tweet_id <= self.ids[-1]:
                 # Same millisecond as the previous tweet: X hands out the next sequence.
                 tweet_id = self.ids[-1] + 1
-            tweet = self._make_tweet(tweet_id)
+            tweet = (make or self._make_tweet)(tweet_id)
             self.tweets.append(tweet)
             self.ids.append(tweet_id)
             self.by_id[tweet_id] = tweet
@@ -319,16 +335,9 @@ class Corpus:
         n = len(self.tweets)
         return self.tweets[self._rng.randrange(max(0, n - 500), n)]
 
-    def _make_tweet(self, tweet_id: int) -> Json:
-        rng = self._rng
-        author_id = rng.choice(self._user_ids)
-        author = self._usernames[author_id]
-        lang = rng.choice(_LANGS)
-        topic = rng.choice(tuple(_TOPICS))
-        kind = rng.choices(("post", "reply", "quote", "retweet"), weights=(62, 20, 8, 10))[0]
-        if not self.tweets:
-            kind = "post"
-        tweet: Json = {
+    @staticmethod
+    def _skeleton(tweet_id: int, author_id: str, lang: str) -> Json:
+        return {
             "id": str(tweet_id),
             "author_id": author_id,
             "created_at": _iso(id_to_ms(tweet_id)),
@@ -338,6 +347,37 @@ class Corpus:
             "possibly_sensitive": False,
             "reply_settings": "everyone",
         }
+
+    def _with_text(self, tweet: Json, text: str, long: bool) -> Json:
+        """`tweet` with its text, entities and metrics; a long post's in note_tweet."""
+        if long:
+            # A long post: the top level carries a stub, note_tweet the whole text.
+            tweet["note_tweet"] = {"text": text, "entities": self._entities(text)}
+            text = text[: SHORT_TEXT_CHARS - 1].rstrip() + "…"
+        tweet["text"] = text
+        entities = self._entities(text)
+        if entities:
+            tweet["entities"] = entities
+        tweet["public_metrics"] = self._metrics(retweet=False)
+        return tweet
+
+    def _make_post(self, tweet_id: int, words: Sequence[str]) -> Json:
+        tweet = self._skeleton(tweet_id, self._rng.choice(self._user_ids), "en")
+        text = " ".join(
+            self._tco_link(w) if w.startswith(("http://", "https://")) else w for w in words
+        )
+        return self._with_text(tweet, text, long=len(text) > SHORT_TEXT_CHARS)
+
+    def _make_tweet(self, tweet_id: int) -> Json:
+        rng = self._rng
+        author_id = rng.choice(self._user_ids)
+        author = self._usernames[author_id]
+        lang = rng.choice(_LANGS)
+        topic = rng.choice(tuple(_TOPICS))
+        kind = rng.choices(("post", "reply", "quote", "retweet"), weights=(62, 20, 8, 10))[0]
+        if not self.tweets:
+            kind = "post"
+        tweet = self._skeleton(tweet_id, author_id, lang)
         if kind == "retweet":
             original = self._earlier()
             for ref in original.get("referenced_tweets", ()):
@@ -365,16 +405,7 @@ class Corpus:
             keys, link = self._add_media(tweet_id, author)
             tweet["attachments"] = {"media_keys": keys}
             text = f"{text} {link}"
-        if long:
-            # A long post: the top level carries a stub, note_tweet the whole text.
-            tweet["note_tweet"] = {"text": text, "entities": self._entities(text)}
-            text = text[: SHORT_TEXT_CHARS - 1].rstrip() + "…"
-        tweet["text"] = text
-        entities = self._entities(text)
-        if entities:
-            tweet["entities"] = entities
-        tweet["public_metrics"] = self._metrics(retweet=False)
-        return tweet
+        return self._with_text(tweet, text, long)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Supported (case-insensitive unless noted):
   `( … )` grouping, `-` negating a term or group
 
 As on X, a query needs at least one positive "standalone" term (not just `lang:`/`is:`/
-`has:`), and unknown operators are errors rather than silently ignored.
+`has:`), and unknown operators are errors rather than silently ignored. The length limit
+is the one every source and query plan holds (`scraping.common.check_query`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MAX_QUERY_CHARS = 512  # X's limit for recent search on the common tiers
+from scraping.common import check_query
 
 
 class QueryError(ValueError):
@@ -205,10 +206,10 @@ class _Parser:
 
 def compile_query(query: str) -> Predicate:
     """A predicate over TweetKeys; raises QueryError as X would answer 400."""
-    if not query.strip():
-        raise QueryError("query is empty")
-    if len(query) > MAX_QUERY_CHARS:
-        raise QueryError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    try:
+        check_query(query)
+    except ValueError as error:
+        raise QueryError(str(error)) from None
     pred, anchored = _Parser(query).parse()
     if not anchored:
         raise QueryError("query needs at least one standalone term (keyword, #tag, from:, …)")
