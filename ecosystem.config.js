@@ -23,7 +23,9 @@ function loadDotEnv(file) {
   return env;
 }
 
-const env = { ...loadDotEnv(path.join(root, ".env")), ...process.env };
+// Under pm2 the console log goes to stdout, which pm2 files as out, not error (a .env or
+// the shell can still say D3_LOGGING_STREAM=stderr).
+const env = { D3_LOGGING_STREAM: "stdout", ...loadDotEnv(path.join(root, ".env")), ...process.env };
 const venvPython = path.join(root, ".venv", "bin", "python");
 const python = env.D3_PYTHON || (fs.existsSync(venvPython) ? venvPython : "python3");
 const logs = env.D3_PM2_LOG_DIR || path.join(root, "logs");

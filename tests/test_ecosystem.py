@@ -69,4 +69,6 @@ def test_dotenv_reaches_the_real_neuron(tmp_path):
         timeout=120,
     )
     assert run.returncode == 1
-    assert "is not registered on netuid 7" in run.stderr
+    # Its log reaches stdout, which pm2 files as out: an error log holds only crashes.
+    assert miner["env"]["D3_LOGGING_STREAM"] == "stdout"
+    assert "is not registered on netuid 7" in run.stdout and "netuid 7" not in run.stderr
