@@ -91,6 +91,9 @@ def test_weight_sets_and_reveals_are_counted_and_chain_weights_reach_the_leaderb
 
                         async def revealed():
                             if not await metric("d3_validator_reveals_total", outcome="revealed"):
+                                # The chain goes on making blocks: a loop that was still
+                                # busy when the epoch turned waits for the next one.
+                                net.dev.advance(1)
                                 return None
                             board = (await http.get("/leaderboard.json")).json()
                             rows = board["miners"]
