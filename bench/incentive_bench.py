@@ -17,9 +17,10 @@ is about, the weight, by driving the project's own code over simulated days:
   credibility verdict `RoundRunner._audit_period` makes of it (`AuditResult.failed`: above
   `MAX_MISSING_SHARE`; one verdict per audited miner-period);
 - credit is `windowed_unique` with those factors, credibility the EMA of the window's
-  verdicts (`window_credibility`, folded on with `update_credibility` between weight
-  settings of one period), and weights `exponential_weights` of unique x credibility:
-  exactly `score_miners`, which `--check` calls at every weight setting and compares.
+  miner-periods (`window_credibility`: each period's counts from prefix sums, through
+  `period_outcome` and `update_credibility`), and weights `exponential_weights` of unique
+  x credibility: exactly `score_miners` and `window_credibility`, which `--check` calls
+  at every weight setting and compares.
 
 `--miners` miners commit `--commits` times a day, `--tweets` new tweets each. All honest
 miners are equal, so each of them is a comparator: the cheater's "equal honest miner" is
@@ -105,7 +106,7 @@ from d3.validator.scoring import (
     windowed_noise,
     windowed_unique,
 )
-from d3.validator.state import Verdict, window_credibility
+from d3.validator.state import Verdict, period_outcome, window_credibility
 
 SHARES = (0.0, 0.01, 0.05, 0.10, 0.20, 0.50, 1.0)
 FOUND, DELETED, INVENTED = 0, 1, 2  # the low bits of a simulated tweet ID: what X says
@@ -182,58 +183,72 @@ class Sim:
         return [period * pb + int((j + 0.5) * pb / n) for j in range(n)]
 
 
+class Ingest:
+    """A hotkey's commitment verdicts in block order (one list may be shared: honest
+    miners and inventors commit at the same blocks, all accepted), with prefix sums of
+    what `period_outcomes` counts, so any block range's counts are two bisects away."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[Verdict] = []
+        self.blocks: list[int] = []
+        self.judged = [0]  # prefix sums: judged on their merits, accepted, awaiting audit
+        self.accepted = [0]
+        self.awaiting = [0]
+
+    def append(self, verdict: Verdict) -> None:
+        judged = verdict.accepted or verdict.counts
+        waits = verdict.accepted and not verdict.counts and verdict.new_unique > 0
+        self.verdicts.append(verdict)
+        self.blocks.append(verdict.block)
+        self.judged.append(self.judged[-1] + judged)
+        self.accepted.append(self.accepted[-1] + verdict.accepted)
+        self.awaiting.append(self.awaiting[-1] + waits)
+
+
 class Stream:
-    """One hotkey's counted verdicts (ingest and audit) and its credibility by block.
+    """One hotkey's verdicts (its commitments', and its audits' by period) and its
+    credibility by block.
 
     `ValidatorState.credibility` is `window_credibility` over the verdicts from the
-    window's start on. Weight settings come in block order, so within a window the EMA is
-    folded on from where it was with `update_credibility`: the same operations in the same
-    order (hence the same float) as `window_credibility` from scratch, which runs whenever
-    the window moves or an audit verdict arrived that sorts before the last setting (it
-    sorts at its period's last block but is made at the seed block, grace + 1 later).
+    window's start on: one outcome per miner-period, in period order. Here each period's
+    counts come from `Ingest`'s prefix sums and go through the same `period_outcome` and
+    `update_credibility`, in the same order, hence the same float, in O(periods) a call;
+    `--check` computes `window_credibility` from scratch and compares.
     """
 
-    def __init__(self, ingest: list[Verdict], ingest_blocks: list[int]):
-        self.ingest = ingest  # block order; may be shared (honest miners, inventors)
-        self.ingest_blocks = ingest_blocks
-        self.audits: list[Verdict] = []
-        self._since = -1
-        self._upto = -1
-        self._i_ingest = 0
-        self._i_audit = 0
-        self._audits_seen = 0
-        self._cred = INITIAL_CREDIBILITY
+    def __init__(self, ingest: Ingest, period_blocks: int):
+        self.ingest = ingest
+        self.period_blocks = period_blocks
+        self.audits: dict[int, Verdict] = {}  # audited period -> its verdict
 
-    def verdicts(self, since: int, block: int) -> list[Verdict]:
-        lo = bisect.bisect_left(self.ingest_blocks, since)
-        hi = bisect.bisect_right(self.ingest_blocks, block)
-        audits = [v for v in self.audits if since <= v.block <= block]
-        return [v for v in (*self.ingest[lo:hi], *audits) if v.counts]
+    def window(self, since: int, block: int) -> tuple[list[Verdict], dict[int, Verdict]]:
+        """The verdicts `ValidatorState.credibility` reads at `block` for a window from
+        `since`: commitments made and audits recorded by then."""
+        lo = bisect.bisect_left(self.ingest.blocks, since)
+        hi = bisect.bisect_right(self.ingest.blocks, block)
+        audits = {p: v for p, v in self.audits.items() if since <= v.block <= block}
+        return self.ingest.verdicts[lo:hi], audits
 
     def credibility(self, since: int, block: int, check: bool = False) -> float:
-        late = any(v.block <= self._upto for v in self.audits[self._audits_seen :])
-        if since != self._since or block < self._upto or late:
-            self._cred = window_credibility(self.verdicts(since, block))
-        else:
-            hi = bisect.bisect_right(self.ingest_blocks, block)
-            new_audits = []
-            while self._i_audit + len(new_audits) < len(self.audits):
-                verdict = self.audits[self._i_audit + len(new_audits)]
-                if verdict.block > block:
-                    break
-                new_audits.append(verdict)
-            new = sorted((*self.ingest[self._i_ingest : hi], *new_audits), key=lambda v: v.block)
-            for verdict in new:
-                if verdict.counts:
-                    self._cred = update_credibility(self._cred, verdict.accepted)
-        self._since, self._upto = since, block
-        self._i_ingest = bisect.bisect_right(self.ingest_blocks, block)
-        self._i_audit = sum(1 for v in self.audits if v.block <= block)
-        self._audits_seen = len(self.audits)
+        ingest, pb = self.ingest, self.period_blocks
+        cred = INITIAL_CREDIBILITY
+        for period in range(since // pb, block // pb + 1):
+            lo = bisect.bisect_left(ingest.blocks, max(since, period * pb))
+            hi = bisect.bisect_right(ingest.blocks, min(block, (period + 1) * pb - 1))
+            audit = self.audits.get(period)
+            passed = audit.accepted if audit and since <= audit.block <= block else None
+            outcome = period_outcome(
+                ingest.accepted[hi] - ingest.accepted[lo],
+                ingest.judged[hi] - ingest.judged[lo],
+                passed,
+                ingest.awaiting[hi] > ingest.awaiting[lo],
+            )
+            if outcome is not None:
+                cred = update_credibility(cred, outcome)
         if check:
-            expected = window_credibility(self.verdicts(since, block))
-            assert self._cred == expected, (self._cred, expected, since, block)
-        return self._cred
+            expected = window_credibility(*self.window(since, block), pb)
+            assert cred == expected, (cred, expected, since, block)
+        return cred
 
 
 @dataclass
@@ -374,9 +389,8 @@ class Run:
         self._allotment_of: dict[tuple[int, int], tuple[int, dict[str, int]]] = {}
         # (period, allotment index) -> indices of the honest miners whose audit failed
         self.honest_failed: dict[tuple[int, int], list[int]] = {}
-        self.shared_ingest: list[Verdict] = []
-        self.shared_blocks: list[int] = []
-        self.clean = Stream(self.shared_ingest, self.shared_blocks)  # every audit passed
+        self.shared_ingest = Ingest()
+        self.clean = Stream(self.shared_ingest, sim.scoring.period_blocks)  # all audits passed
         self._clean_at: tuple[int, float] = (-1, 0.0)
         self._honest_view: dict[tuple, tuple[list[int], list[float], float, float]] = {}
         twins: list[int | None] = [None] * sim.replicas
@@ -390,7 +404,7 @@ class Run:
         for config in configs:
             for replica in range(sim.replicas):
                 own = config.kind == "withholder"
-                stream = Stream([], []) if own else Stream(self.shared_ingest, self.shared_blocks)
+                stream = Stream(Ingest() if own else self.shared_ingest, sim.scoring.period_blocks)
                 rng = random.Random(seed_of("cheater", seed, config.name, replica))
                 twin = twins[replica]
                 tweets = sim.tweets if twin is None else self.tweets_of[twin]
@@ -424,9 +438,13 @@ class Run:
             self.honest_pools[h][period] = [
                 CandidateSet(b, tweets, table.slice(i * k, k)) for i, b in enumerate(blocks)
             ]
-        # As `RoundRunner._apply` with audits on: passing the structural checks is neutral.
-        self.shared_ingest += [Verdict(b, True, "accepted", counts=False) for b in blocks]
-        self.shared_blocks += blocks
+        # As `RoundRunner._apply` with audits on: passing the structural checks is no
+        # evidence on its own (`counts` False), and the credit (any positive count: every
+        # honest volume's) makes the period wait for its audit.
+        for b in blocks:
+            self.shared_ingest.append(
+                Verdict(b, True, "accepted", counts=False, new_unique=sim.tweets)
+            )
 
     def cheater_period(self, cheater: Cheater, period: int) -> None:
         """One replica's commitments of `period`: its candidates are drawn without
@@ -454,9 +472,9 @@ class Run:
                         accepted,
                         "accepted" if accepted else "upload withheld",
                         counts=not accepted,
+                        new_unique=total if accepted else 0,
                     )
                 )
-                cheater.stream.ingest_blocks.append(block)
                 if not accepted:
                     cheater.withheld += 1
                     continue
@@ -512,7 +530,7 @@ class Run:
     def audit(self, period: int) -> None:
         """Every replica's audit of `period` at its seed block (`_audit_period`)."""
         block = self.sim.verdict_block(period)
-        self.clean.audits.append(Verdict(block, True, f"audit of period {period}", True))
+        self.clean.audits[period] = Verdict(block, True, f"audit of period {period}", True)
         for cheater in self.cheaters:
             index, sizes = self.allotment(period, cheater.credits.get(period, 0))
             cheater.honest_allot[period] = index
@@ -524,7 +542,7 @@ class Run:
             verdict = audit_verdict(result, block, period)
             cheater.factors[period] = result.factor
             cheater.evidence[period] = result.evidence
-            cheater.stream.audits.append(verdict)
+            cheater.stream.audits[period] = verdict
             cheater.audited += 1
             cheater.found_share += result.found / result.checked if result.checked else 0
             cheater.failed += not verdict.accepted
@@ -582,10 +600,10 @@ class Run:
             for i in self.honest_failed.get((p, a), ())
         }
         for i in dirty:  # an audit that failed in the window: its own EMA
-            stream = Stream(self.shared_ingest, self.shared_blocks)
-            stream.audits = [
-                self.honest_result(i, p, a)[1] for p, a in sorted(cheater.honest_allot.items())
-            ]
+            stream = Stream(self.shared_ingest, self.sim.scoring.period_blocks)
+            stream.audits = {
+                p: self.honest_result(i, p, a)[1] for p, a in cheater.honest_allot.items()
+            }
             creds[i] = stream.credibility(since, block)
         return creds
 

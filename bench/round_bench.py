@@ -7,7 +7,7 @@ before its commitment, finding nothing older), queues them, and judges them in (
 hotkey) order in batches until the queue is empty. The baseline, in the same process, is
 the same round over 16 miners: the ratio of time per miner says how the round scales.
 
-    python bench/round_bench.py [--miners 256] [--tweets 10000] [--json]
+    python bench/round_bench.py [--miners 256] [--tweets 10000] [--repeat 1] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import json
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -125,31 +126,52 @@ def main() -> None:
     parser.add_argument("--miners", type=int, default=256)
     parser.add_argument("--tweets", type=int, default=10_000)
     parser.add_argument("--baseline-miners", type=int, default=16)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each size, interleaved; the medians are reported (the 16-miner round "
+        "takes about a second, so one run of it is mostly noise)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     _isolate_sdk_cache()
     logger.remove()
     logger.add(lambda m: None)  # the round logs a line per manifest; keep the bench quiet
-    results = {}
+    runs: dict[str, list[dict]] = {"baseline": [], "round": []}
     with start_redis() as server:
-        for label, miners in (("baseline", args.baseline_miners), ("round", args.miners)):
-            workdir = Path(tempfile.mkdtemp(prefix="d3rb"))
-            try:
-                results[label] = asyncio.run(round_over(miners, args.tweets, workdir, server.url))
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            r = results[label]
-            print(
-                f"{label:>8}: {miners} miners x {args.tweets:,} tweets in {r['round_s']}s "
-                f"({r['s_per_miner']}s/miner), {r['new_unique']:,} new, "
-                f"peak RSS {r['peak_rss_mb']} MB"
-            )
+        for _ in range(args.repeat):
+            for label, miners in (("baseline", args.baseline_miners), ("round", args.miners)):
+                workdir = Path(tempfile.mkdtemp(prefix="d3rb"))
+                try:
+                    r = asyncio.run(round_over(miners, args.tweets, workdir, server.url))
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                runs[label].append(r)
+                print(
+                    f"{label:>8}: {miners} miners x {args.tweets:,} tweets in {r['round_s']}s "
+                    f"({r['s_per_miner']}s/miner), "
+                    f"{r['new_unique']:,} new, peak RSS {r['peak_rss_mb']} MB",
+                    flush=True,
+                )
+    results = {label: _median(rs) for label, rs in runs.items()}
     scaling = results["round"]["s_per_miner"] / results["baseline"]["s_per_miner"]
     print(
-        f"time per miner at {args.miners} miners is {scaling:.2f}x that at {args.baseline_miners}"
+        f"time per miner at {args.miners} miners is {scaling:.2f}x that at "
+        f"{args.baseline_miners}" + (f" (medians of {args.repeat} runs)" if args.repeat > 1 else "")
     )
     if args.json:
-        print(json.dumps({**results, "per_miner_scaling": round(scaling, 2)}))
+        scaled = {**results, "per_miner_scaling": round(scaling, 2), "repeat": args.repeat}
+        print(json.dumps(scaled))
+
+
+def _median(runs: list[dict]) -> dict:
+    """Each figure's median over the runs; the runs' times when there were several."""
+    out = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    out = {k: round(v) if isinstance(runs[0][k], int) else round(v, 4) for k, v in out.items()}
+    if len(runs) > 1:
+        out["runs_round_s"] = [r["round_s"] for r in runs]
+    return out
 
 
 if __name__ == "__main__":

@@ -488,10 +488,11 @@ COUNTS_TEXT = (
     "sample of each miner's tweets on X and counts a sampled tweet whose count is above "
     "X's by more than max(50, 100 %) as not found (counts move after a scrape, both ways, "
     "and anyone can withdraw likes), so even an audited tweet's count can be up to double "
-    "X's plus 50, and the other tweets' counts were never looked at. The hub does not know which tweets were sampled, and "
-    "the validator keeps no count of X's to publish. Use them as a miner's report, not "
-    "as X's figures. The sampled tweets' other columns are held against X more strictly: "
-    "text, author, creation time and references must match."
+    "X's plus 50, and the other tweets' counts were never looked at. The hub does not "
+    "know which tweets were sampled, and the validator keeps no count of X's to publish. "
+    "Use them as a miner's report, not as X's figures. The sampled tweets' other "
+    "columns are held against X more strictly: text, author, creation time and "
+    "references must match."
 )
 
 

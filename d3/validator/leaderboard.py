@@ -14,7 +14,8 @@ Per miner:
     unique       credited unique tweets in the window, each audited period's credit times
                  the share of its sample X found
     noise        the standard error of `unique` from sampling X
-    credibility  the running share of this miner's verdicts that went its way
+    credibility  the running average over the window's periods of the share of this
+                 miner's commitments that went its way (0 for a failed audit)
     score        max(0, unique − CONFIDENCE_Z × noise) × credibility
     weight       DECAY^rank_steps / Σ DECAY^rank_steps: what this validator would set now
     chain_weight this validator's weight for the uid on chain (normalised; None: not read)
@@ -36,8 +37,9 @@ def legend(params: ScoringParams) -> str:
         f"score = max(0, unique - {params.confidence_z:g} x noise) x credibility. "
         "unique: credited unique tweets in the window (each audited period's credit times "
         "the share of its sample X found); noise: the standard error of unique from "
-        "sampling X; credibility: the running share of the miner's verdicts that went its "
-        "way. rank_steps = log(top score / score) / "
+        "sampling X; credibility: the running average over the window's periods of the "
+        "share of the miner's commitments that went its way (0 for a failed audit). "
+        "rank_steps = log(top score / score) / "
         f"log(1 + {params.rank_step:g}): each {params.rank_step:.0%} less score is one step. "
         f"weight = {params.decay:g}^rank_steps / sum over miners: what this validator sets "
         "next (a miner with no score gets 0). chain_weight: this validator's weights on "

@@ -208,9 +208,10 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   queue (a Redis sorted set, members `<block>|<hotkey>|…`) and the hub order them. A
   manifest reached only through `parent` (never committed itself) takes the block of the
   earliest commitment whose chain contains it.
-- **Every commitment is judged.** Accepted, rejected with a reason (which lowers
-  credibility), or neutral: text that is not a D3 commitment, a manifest already judged
-  with an earlier commitment, or a validator-side failure. A commitment whose data is not
+- **Every commitment is judged.** Accepted, rejected with a reason (which lowers its
+  period's credibility outcome by its share), or neutral: text that is not a D3
+  commitment, a manifest already judged with an earlier commitment, or a validator-side
+  failure. A commitment whose data is not
   there yet holds back every later one for at most the grace period; then it is rejected.
 - **The horizon.** Credit counts for `WINDOW_PERIODS` periods, and a tweet earns credit in a
   commitment only if it was created after the timestamp of the block `FRESH_PERIODS`
@@ -220,7 +221,9 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   the horizon reaches exactly the credit of one that ran from the start, and its
   credibility and weights once it has audited the same periods. Credibility is computed
   over the verdicts in the window (blocks from `(⌊b / PERIOD_BLOCKS⌋ − WINDOW_PERIODS +
-  1) × PERIOD_BLOCKS` on), in block order.
+  1) × PERIOD_BLOCKS` on), one outcome per miner-period in period order, from integer
+  counts: every validator with the same verdicts computes the same float, whatever
+  order it read them in.
 - **Catching up on audits takes days.** That validator owes the audit of every closed
   period since the horizon at once (8 periods: about 63,500 look-ups with 256 miners)
   and pays for it with what its budget leaves over, newest period first. At the default
@@ -410,21 +413,16 @@ docs-only attack review of the mechanism):
   `media_urls` list media X no longer has, which reads as an alteration. Planned: one
   outcome table every source's answers are normalised to and tested against, and media
   removed since the scrape treated like a withdrawn count.
-- **Rejections still count once per commitment.** An audit is one credibility outcome
-  per miner-period, but each rejected commitment is one too: a miner whose host is down
-  for an hour after the grace period, at one commitment every 50 blocks, takes six
-  (credibility 0.8^6 = 0.26), and with one passed audit a period to pull it back it
-  recovers over the window (0.41 after one period, 0.62 after three), where before a
-  passed audit counted once per audited commitment and restored it within a period. A
-  frequent committer also pays more for the same outage than a rare one. Planned:
-  rejections of one miner-period count as one outcome too.
 - **A bootstrapping validator's weights differ for days** (above). Planned: import audit
   results other validators signed, or set no weights until the window is audited.
 - **Fetch time is wall-clock.** The per-commitment and per-hotkey allowances bound how
   long one hotkey holds the global order (about an hour a period), but each hotkey has
   its own: k hotkeys with slow hosts hold it for about k hours a period, and a validator
-  with a slow network could reject a slow honest host that another accepts. Planned: a
-  per-hotkey byte quota per period that grows with the hotkey's audited track record.
+  with a slow network could reject a slow honest host that another accepts. Past the
+  hotkey's allowance every later commitment of the period is rejected; that costs the
+  share of the period's commitments it hits (spent at half the period: credibility 0.9
+  after the period), not a 0 each. Planned: a per-hotkey byte quota per period that grows
+  with the hotkey's audited track record.
 - **Floods and bursts.** A throwaway hotkey can commit up to the row limits with every
   commitment: its IDs stay claimed, and its unaudited credit takes most of the
   proportional look-ups of that period. Holding scraped tweets back and releasing them

@@ -229,9 +229,9 @@ class RoundRunner:
         for dropped, reason in outcome.dropped:
             judgements.append(Judgement(dropped, False, reason, item.block))
             log.warning("ancestor manifest {} rejected: {}", dropped[:12], reason)
-        # With audits, passing the structural checks is no evidence that tweets are real:
-        # credibility then moves on the audits (and on rejections) only, so a failed audit
-        # is not washed out by the commitments that follow it.
+        # With audits, passing the structural checks is no evidence that tweets are real
+        # (`counts` False): the commitment is one of its period's share of accepted ones,
+        # and that period's credibility outcome waits for its audit (`period_outcomes`).
         counts = self.audit is None
         verdict = Verdict(item.block, True, notes, counts, sha, new) if outcome.complete else None
         audit = None
@@ -460,7 +460,9 @@ class RoundRunner:
         return score_miners(
             neurons,
             await self.index.credits(),
-            await self.state.credibility(self.scoring.window_start(graph.block)),
+            await self.state.credibility(
+                self.scoring.period_blocks, self.scoring.window_start(graph.block)
+            ),
             graph.block,
             self.scoring,
             factors,

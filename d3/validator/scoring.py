@@ -23,13 +23,15 @@
                  equal weights, and since DECAY^rank = (score / top)^(log 2 / log 1.1), about
                  score^7.3, one hotkey's data split over k hotkeys earns k^-6.3 as much
 
-    credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome
-                 over h's verdicts in the window, in block order, from
-                 INITIAL_CREDIBILITY; outcome = 0 for a rejected commitment, and for each
-                 audited period 1 (passed) or 0 (failed), once, however many commitments
-                 its sample touched (at the period's last block); passing the structural
-                 checks counts only when no audits run; the validator's own failures
-                 never count
+    credibility ← (1 − CREDIBILITY_ALPHA) × credibility + CREDIBILITY_ALPHA × outcome(h, p)
+                 once per period p of the window, in period order, from
+                 INITIAL_CREDIBILITY: outcome = 0 if h's audit of p failed, else
+                 accepted / judged over h's commitments of p (by commit block) judged
+                 on their merits, accepted or rejected (the validator's own failures
+                 and other neutral verdicts are left out), 1 for a passed audit with
+                 none; a period with credit counts once its audit is done. So an outage
+                 costs the share of one period's commitments it hit, whatever the
+                 commit cadence, and never more than a failed audit
     fresh(t, c)  a tweet t earns credit in commitment c only if it was created at or after
                  the timestamp of block (period(c) − FRESH_PERIODS) × PERIOD_BLOCKS
 
@@ -122,8 +124,10 @@ class MinerScore:
     weight: float
 
 
-def update_credibility(current: float, verified: bool, alpha: float = CREDIBILITY_ALPHA) -> float:
-    return (1 - alpha) * current + alpha * (1.0 if verified else 0.0)
+def update_credibility(current: float, outcome: float, alpha: float = CREDIBILITY_ALPHA) -> float:
+    """One EMA step towards `outcome`, in [0, 1]: a miner-period's share of verdicts that
+    went the miner's way (`d3.validator.state.window_credibility`)."""
+    return (1 - alpha) * current + alpha * float(outcome)
 
 
 def windowed_unique(

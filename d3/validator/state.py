@@ -7,9 +7,10 @@ it replays history and rebuilds the same thing. Per hotkey:
 - the *committed* manifests: manifest hash -> the earliest block a commitment named it,
   so a parent walk stops where an earlier commitment of the same hotkey takes over;
 - the *judged* manifests: hash -> judgement, so a parent walk stops at known ground;
-- the *verdicts*: commit block -> verdict of that commitment, from which credibility is
-  computed over the scoring window (so every validator computes the same credibility);
-- the *audits*: period -> what X said about the miner's sample, and the one credibility
+- the *verdicts*: commit block -> verdict of that commitment, from which, with the audit
+  verdicts, credibility is computed over the scoring window: one outcome per miner-period
+  (`window_credibility`), so every validator computes the same credibility;
+- the *audits*: period -> what X said about the miner's sample, and the credibility
   verdict that audit gave; while an audit waits on a tweet X is silent about, the block
   that silence was first seen at (the `max_wait_blocks` timer).
 
@@ -48,8 +49,10 @@ class Judgement:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome for one commitment. `counts` False: neutral for credibility (the
-    validator's own failure, an undecodable text, a manifest judged before)."""
+    """The outcome for one commitment. A rejection with `counts` False is neutral for
+    credibility (the validator's own failure, an undecodable text, a manifest judged
+    before); an acceptance with `counts` False passed the structural checks while audits
+    run, so its period's credibility outcome waits for the audit (`period_outcomes`)."""
 
     block: int
     accepted: bool
@@ -91,13 +94,76 @@ def parse_queue_member(member: bytes | str) -> CommitmentRecord:
     return CommitmentRecord(hotkey=hotkey, block=int(block), data=data, uid=None)
 
 
-def window_credibility(verdicts: Iterable[Verdict], alpha: float = CREDIBILITY_ALPHA) -> float:
-    """The credibility EMA over verdicts in block order, from INITIAL_CREDIBILITY: one
-    step per counted verdict (a rejected commitment, or one audited miner-period)."""
+def period_outcomes(
+    verdicts: Iterable[Verdict], audits: Mapping[int, Verdict], period_blocks: int
+) -> dict[int, float]:
+    """Period -> the miner's one credibility outcome for it, in [0, 1], in period order.
+
+    A commitment belongs to the period of its block, an audit verdict to the period it
+    audited. A failed audit makes the period 0. Otherwise the outcome is the share of the
+    period's commitments judged on their merits that were accepted: accepted ones, and
+    rejections the miner is to blame for; neutral verdicts (the validator's own failure,
+    text that is no commitment, a manifest judged before) are left out. A passed audit
+    with no such commitment is 1. So an outage, however many commitments it hits, costs a
+    share of one period, whatever the commit cadence, and never more than a failed audit.
+
+    While audits run, an accepted commitment is no evidence on its own (`counts` False):
+    a period with credit that its audit has not judged yet waits for it, so a failed audit
+    is not washed out by the periods after it before they are audited. Integer counts,
+    then one division per period: every validator gets the same floats whatever order it
+    read the verdicts in.
+    """
+    accepted: dict[int, int] = {}
+    judged: dict[int, int] = {}
+    awaiting: set[int] = set()  # periods with credit an audit is still to judge
+    for verdict in verdicts:
+        if verdict.accepted or verdict.counts:
+            period = verdict.block // period_blocks
+            judged[period] = judged.get(period, 0) + 1
+            accepted[period] = accepted.get(period, 0) + verdict.accepted
+            if verdict.accepted and not verdict.counts and verdict.new_unique > 0:
+                awaiting.add(period)
+    out: dict[int, float] = {}
+    for period in sorted(judged.keys() | audits.keys()):
+        audit = audits.get(period)
+        outcome = period_outcome(
+            accepted.get(period, 0),
+            judged.get(period, 0),
+            None if audit is None else audit.accepted,
+            period in awaiting,
+        )
+        if outcome is not None:
+            out[period] = outcome
+    return out
+
+
+def period_outcome(accepted: int, judged: int, passed: bool | None, awaiting: bool) -> float | None:
+    """One miner-period's outcome (`period_outcomes`) from its counts: `accepted` of
+    `judged` commitments, `passed` its audit's verdict (None: not audited), `awaiting`
+    whether it has credit an audit is still to judge. None: nothing counts (yet)."""
+    if passed is None and (awaiting or not judged):
+        return None
+    if passed is False:
+        return 0.0
+    return accepted / judged if judged else 1.0
+
+
+def window_credibility(
+    verdicts: Iterable[Verdict],
+    audits: Mapping[int, Verdict],
+    period_blocks: int,
+    alpha: float = CREDIBILITY_ALPHA,
+) -> float:
+    """The credibility EMA over the miner-periods of `verdicts` (its commitments') and
+    `audits` (audited period -> its verdict), in period order, from INITIAL_CREDIBILITY:
+    one step per period (`period_outcomes`). The caller picks the window's verdicts."""
+    return _ema(period_outcomes(verdicts, audits, period_blocks).values(), alpha)
+
+
+def _ema(outcomes: Iterable[float], alpha: float) -> float:
     cred = INITIAL_CREDIBILITY
-    for verdict in sorted(verdicts, key=lambda v: v.block):
-        if verdict.counts:
-            cred = update_credibility(cred, verdict.accepted, alpha)
+    for outcome in outcomes:
+        cred = update_credibility(cred, outcome, alpha)
     return cred
 
 
@@ -291,9 +357,10 @@ class ValidatorState:
         return sorted((Verdict.from_json(int(k), v) for k, v in raw.items()), key=lambda v: v.block)
 
     async def credibility(
-        self, since_block: int = 0, alpha: float = CREDIBILITY_ALPHA
+        self, period_blocks: int, since_block: int = 0, alpha: float = CREDIBILITY_ALPHA
     ) -> dict[str, float]:
-        """hotkey -> credibility over its verdicts from `since_block` on (the window)."""
+        """hotkey -> credibility over its verdicts from `since_block` on (the window's first
+        block), one outcome per miner-period (`window_credibility`)."""
         hotkeys = sorted(_text(h) for h in await self.redis.smembers(self._key("hotkeys")))
         async with self.redis.pipeline(transaction=False) as pipe:
             for hotkey in hotkeys:
@@ -305,10 +372,12 @@ class ValidatorState:
         for i, hotkey in enumerate(hotkeys):
             ledger, audited, blocks = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
             verdicts = [Verdict.from_json(int(k), v) for k, v in ledger.items()]
-            verdicts += [Verdict.from_json(int(blocks[p]), v) for p, v in audited.items()]
-            counted = [v for v in verdicts if v.block >= since_block and v.counts]
-            if counted:  # the rest stand at INITIAL_CREDIBILITY
-                out[hotkey] = window_credibility(counted, alpha)
+            verdicts = [v for v in verdicts if v.block >= since_block]
+            audits = {int(p): Verdict.from_json(int(blocks[p]), v) for p, v in audited.items()}
+            audits = {p: v for p, v in audits.items() if v.block >= since_block}
+            outcomes = period_outcomes(verdicts, audits, period_blocks)
+            if outcomes:  # the rest stand at INITIAL_CREDIBILITY
+                out[hotkey] = _ema(outcomes.values(), alpha)
         return out
 
     async def forget_before(self, block: int) -> int:

@@ -208,7 +208,7 @@ def test_one_failed_audit_costs_the_same_whatever_the_commit_cadence(net, redis_
             pools = {n: await runner.state.candidates(arena.hotkey(n), 0) for n in ("frequent",)}
             await arena.audit(runner)
             audits = await runner.state.audits()
-            credibility = await runner.state.credibility()
+            credibility = await runner.state.credibility(runner.scoring.period_blocks)
             await arena.close()
             return arena, pools, audits, credibility
 

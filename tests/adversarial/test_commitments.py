@@ -42,7 +42,7 @@ def test_replayed_commitment_of_another_hotkey_is_rejected(
             credited = await arena.credited(runner)
             mine = await runner.state.judgement(arena.hotkey("honest"), honest.manifest_sha256)
             theirs = await runner.state.judgement(arena.hotkey("replayer"), honest.manifest_sha256)
-            cred = await runner.state.credibility()
+            cred = await runner.state.credibility(runner.scoring.period_blocks)
             await arena.close()
             return arena, report, credited, mine, theirs, cred, honest
 
@@ -100,7 +100,7 @@ def test_garbage_commitments_are_ignored_with_a_reason(net, redis_url, logs, x_w
             second, _ = await arena.round(runner)
             relogged = {n: list(logs.of(arena.hotkey(n))) for n in names}
             credited = await arena.credited(runner)
-            judged = await runner.state.credibility()
+            judged = await runner.state.credibility(runner.scoring.period_blocks)
             hotkeys = {n: arena.hotkey(n) for n in names}
             await arena.close()
             return first, second, logged, relogged, credited, judged, hotkeys, early, late

@@ -35,7 +35,9 @@ async def _attacker_rejected(arena, runner, report, logs, name, published, patte
     assert re.search(pattern, reason), reason
     assert f"manifest rejected: {reason}" in logs.of(arena.hotkey(name))
     assert (await arena.credited(runner))[name] == 0
-    assert (await runner.state.credibility())[arena.hotkey(name)] < INITIAL_CREDIBILITY
+    assert (await runner.state.credibility(runner.scoring.period_blocks))[
+        arena.hotkey(name)
+    ] < INITIAL_CREDIBILITY
 
 
 async def _caught_by_the_audit(arena, runner, logs, name, pattern, real=0):

@@ -13,6 +13,7 @@ import bittensor as bt
 from d3.manifest import MANIFEST_SUFFIX
 from d3.validator.fetcher import FetchLimits
 from d3.validator.pipeline import PipelineLimits
+from d3.validator.scoring import CREDIBILITY_ALPHA, INITIAL_CREDIBILITY
 from tests.support.net import run
 
 from .hosts import HostileHost
@@ -97,7 +98,9 @@ def test_a_stream_of_slow_commitments_gets_one_hotkeys_allowance_per_period(
     """One hotkey commits again and again, each commitment small and served slowly
     (each within every per-file and per-commitment limit): its commitments of the period
     share one allowance, and once it is spent the next ones are rejected without a fetch,
-    so one hotkey cannot keep the global order for itself."""
+    so one hotkey cannot keep the global order for itself. Those rejections are the miner's
+    fault but cost only their share of the period's one credibility outcome, not a 0 each
+    (0.8^3 = 0.51 before)."""
     tweets = x_world.tweets
 
     async def body():
@@ -124,10 +127,23 @@ def test_a_stream_of_slow_commitments_gets_one_hotkeys_allowance_per_period(
             reports, wall = await _judge_all(arena, runner)
             credited = await arena.credited(runner)
             asked = [host.asked_for(p.shards[0].name) for p in published]
+            await arena.audit(runner)
+            audits = await runner.state.audits()
+            cred = await runner.state.credibility(runner.scoring.period_blocks)
+            streamer = arena.hotkey("streamer")
             await arena.close()
-            return reports, wall, credited, published, honest, asked
+            return (
+                reports,
+                wall,
+                credited,
+                published,
+                honest,
+                asked,
+                audits[streamer],
+                cred[streamer],
+            )
 
-    reports, wall, credited, published, honest, asked = run(body())
+    reports, wall, credited, published, honest, asked, audits, cred = run(body())
     accepted = {sha for r in reports for sha in r.accepted}
     rejected = {sha: why for r in reports for sha, why in r.rejected.items()}
     verdicts = [p.manifest_sha256 in accepted for p in published]
@@ -137,3 +153,7 @@ def test_a_stream_of_slow_commitments_gets_one_hotkeys_allowance_per_period(
     assert asked[4] == 0  # rejected without a fetch
     assert honest.manifest_sha256 in accepted and credited["honest"] == 100
     assert wall < 1.5 + DEADLINE_S, wall
+    [result] = audits.values()
+    assert not result.failed  # the tweets are real
+    share = sum(verdicts) / len(verdicts)
+    assert cred == (1 - CREDIBILITY_ALPHA) * INITIAL_CREDIBILITY + CREDIBILITY_ALPHA * share

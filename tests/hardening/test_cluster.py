@@ -53,7 +53,7 @@ async def _ingest(redis) -> tuple[dict, dict]:
     again = _workload()[0]  # a replayed ingest changes nothing
     await index.ingest(pa.array(again[2], pa.int64()), again[0], again[1], period=0)
     assert await state.queue_size() == 0
-    return await index.credits(), await state.credibility()
+    return await index.credits(), await state.credibility(period_blocks=4)
 
 
 def test_cluster_gives_exactly_the_single_node_credits(tmp_path, redis_url):

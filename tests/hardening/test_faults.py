@@ -188,7 +188,14 @@ def test_x_outage_is_no_signal_not_a_miners_fault(net, redis_url):
             lookup.down = False
             after = await runner.process(await chain.metagraph())
             scores = await runner.scores(await chain.metagraph())
-            return report, during, waiting, after, scores, await runner.state.credibility()
+            return (
+                report,
+                during,
+                waiting,
+                after,
+                scores,
+                await runner.state.credibility(runner.scoring.period_blocks),
+            )
 
     report, during, waiting, after, scores, credibility = run(body())
     assert len(report.accepted) == 1 and not report.rejected

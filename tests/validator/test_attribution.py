@@ -337,7 +337,7 @@ def test_an_interrupted_history_walk_keeps_what_it_read_and_ends_the_same(net, r
             with pytest.raises(ConnectionError):
                 await dying.process(graph)
             kept = await dying.state.cursors()
-            judged_before = await dying.state.credibility()
+            judged_before = await dying.state.credibility(dying.scoring.period_blocks)
             resumed = make_runner(chains["v"], redis_url, prefix="a")
             await resumed.process(graph)
             clean = make_runner(chains["v"], redis_url, prefix="b")

@@ -88,7 +88,7 @@ def test_never_uploaded_is_rejected_after_the_grace_period(net, redis_url):
             within = await runner.process(await chains["validator"].metagraph())
             net.dev.advance(10)  # grace is 5 blocks in these tests
             after = await runner.process(await chains["validator"].metagraph())
-            return within, after, await runner.state.credibility()
+            return within, after, await runner.state.credibility(runner.scoring.period_blocks)
 
     within, after, credibility = run(body())
     assert within.pending and not within.rejected
@@ -154,7 +154,11 @@ def test_a_long_uncommitted_ancestry_is_taken_oldest_first_not_rejected(net, red
             reports = [
                 await runner.process(await chains["validator"].metagraph()) for _ in range(4)
             ]
-            return reports, await runner.index.credits(), await runner.state.credibility()
+            return (
+                reports,
+                await runner.index.credits(),
+                await runner.state.credibility(runner.scoring.period_blocks),
+            )
 
     reports, credits, credibility = run(body())
     assert [r.new_unique for r in reports] == [1500, 0, 0, 0]
@@ -186,7 +190,7 @@ def test_validator_side_errors_past_grace_do_not_cost_credibility(net, redis_url
 
             runner.pipeline.block_hash = broken_chain
             report = await runner.process(await runner.chain.metagraph())
-            return report, await runner.state.credibility()
+            return report, await runner.state.credibility(runner.scoring.period_blocks)
 
     report, credibility = run(body())
     [reason] = report.rejected.values()
@@ -210,7 +214,7 @@ def test_a_seed_block_not_final_yet_waits_and_never_costs_the_miner(net, redis_u
             stalled = await runner.process(await runner.chain.metagraph())
             runner.pipeline.block_hash = real
             resumed = await runner.process(await runner.chain.metagraph())
-            return stalled, resumed, await runner.state.credibility()
+            return stalled, resumed, await runner.state.credibility(runner.scoring.period_blocks)
 
     stalled, resumed, credibility = run(body())
     assert not stalled.rejected and len(stalled.pending) == 1

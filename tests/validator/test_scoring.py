@@ -55,9 +55,9 @@ def test_rolling_window_and_registration():
 
 def test_credibility_ema():
     c = 1.0
-    c = update_credibility(c, verified=False)
+    c = update_credibility(c, 0.0)
     assert c == pytest.approx(0.8)
-    c = update_credibility(c, verified=True)
+    c = update_credibility(c, 1.0)
     assert c == pytest.approx(0.84)
 
 
