@@ -126,6 +126,10 @@ class AuditResult:
 SECONDS_PER_BLOCK = 12
 
 
+# A quarter to spare for catching up (5/4, kept as integers so the check is exact).
+BUDGET_HEADROOM_NUM, BUDGET_HEADROOM_DEN = 5, 4
+
+
 def budget_shortfall(
     daily_budget: int, params: AuditParams, period_blocks: int, max_miners: int = 256
 ) -> str | None:
@@ -138,16 +142,19 @@ def budget_shortfall(
     period_s = period_blocks * SECONDS_PER_BLOCK
     supply = daily_budget * period_s / 86_400
     demand = max(params.lookups_per_period, params.min_per_miner * max_miners)
-    if supply >= demand:
+    # Exactly enough is not enough: a one-day X outage takes demand / (supply - demand)
+    # days to repay, never with nothing to spare, 4 days with a quarter to spare.
+    if supply * BUDGET_HEADROOM_DEN >= demand * BUDGET_HEADROOM_NUM:
         return None
-    need = -(-demand * 86_400 // period_s)
+    need = -(-demand * BUDGET_HEADROOM_NUM * 86_400 // (period_s * BUDGET_HEADROOM_DEN))
     return (
         f"--verify.daily_budget {daily_budget:,} gives {supply:,.0f} look-ups per period "
-        f"({period_blocks} blocks of {SECONDS_PER_BLOCK} s), fewer than the {demand:,} a "
-        f"period's audit asks for (--verify.audit_lookups {params.lookups_per_period:,}, "
+        f"({period_blocks} blocks of {SECONDS_PER_BLOCK} s), less than 1.25 x the {demand:,} "
+        f"a period's audit asks for (--verify.audit_lookups {params.lookups_per_period:,}, "
         f"--verify.audit_min {params.min_per_miner} x {max_miners} miners): this validator "
-        f"could never finish an audit, and a period counts only once audited; set "
-        f"--verify.daily_budget to at least {need:,} (docs/validator.md, Requirements)"
+        f"could not finish its audits and catch up after an outage, and a period counts "
+        f"only once audited; set --verify.daily_budget to at least {need:,} "
+        f"(docs/validator.md, Requirements)"
     )
 
 

@@ -118,7 +118,8 @@ def _constants() -> str:
             "look-up budget",
             "10,000 a day; a token bucket holding an hour's worth, full at start",
             "`--verify.daily_budget`: an audit larger than the bucket runs on a full bucket "
-            "into debt; a budget below one period's audit per period is refused at start-up",
+            "into debt; a budget below 1.25 x one period's audit per period (no room to "
+            "catch up after an outage) is refused at start-up",
         ),
         (
             "renamed handles",

@@ -12,23 +12,24 @@ from d3.validator.neuron import ValidatorConfig, build_runner
 from d3.validator.verifier import LookupBudget
 
 
-def test_a_budget_below_one_periods_audit_per_period_is_refused():
+def test_a_budget_without_a_quarter_to_spare_is_refused():
     params = AuditParams()  # 8,000 look-ups a period
     assert budget_shortfall(10_000, params, 7200) is None  # the default: 25 % to spare
-    assert budget_shortfall(8_000, params, 7200) is None  # exactly enough (no catch-up)
-    reason = budget_shortfall(7_999, params, 7200)
+    # Exactly enough never catches up: a one-day outage would take months to repay.
+    reason = budget_shortfall(9_999, params, 7200)
+    assert budget_shortfall(8_000, params, 7200) is not None
     assert reason == (
-        "--verify.daily_budget 7,999 gives 7,999 look-ups per period (7200 blocks of 12 s), "
-        "fewer than the 8,000 a period's audit asks for (--verify.audit_lookups 8,000, "
-        "--verify.audit_min 8 x 256 miners): this validator could never finish an audit, "
-        "and a period counts only once audited; set --verify.daily_budget to at least "
-        "8,000 (docs/validator.md, Requirements)"
+        "--verify.daily_budget 9,999 gives 9,999 look-ups per period (7200 blocks of 12 s), "
+        "less than 1.25 x the 8,000 a period's audit asks for (--verify.audit_lookups 8,000, "
+        "--verify.audit_min 8 x 256 miners): this validator could not finish its audits and "
+        "catch up after an outage, and a period counts only once audited; set "
+        "--verify.daily_budget to at least 10,000 (docs/validator.md, Requirements)"
     )
     # Periods are blocks of 12 s: a half-day period needs twice the budget a day.
-    assert budget_shortfall(10_000, params, 3600) is not None
-    assert budget_shortfall(16_000, params, 3600) is None
+    assert budget_shortfall(19_999, params, 3600) is not None
+    assert budget_shortfall(20_000, params, 3600) is None
     # Minimums for a full subnet can ask for more than audit_lookups.
-    assert "at least 25,600" in budget_shortfall(20_000, AuditParams(min_per_miner=100), 7200)
+    assert "at least 32,000" in budget_shortfall(20_000, AuditParams(min_per_miner=100), 7200)
 
 
 def test_the_validator_refuses_to_start_on_a_budget_it_cannot_audit_with():
