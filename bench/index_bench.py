@@ -12,16 +12,18 @@ whole day (many miners searching the same period), and "original" (`SETNX`).
 Part two (`--indexed`, the steady state): a day of IDs already indexed (preloaded in time
 order), then `--spread-ids` more in chunks spread over the same day, each half new and half
 already indexed. Per layout: IDs/s of the spread chunks, bytes per indexed ID (Redis
-`used_memory`) and Redis server CPU seconds per 1M spread IDs (`INFO cpu`). "d3" is this
+`used_memory`), Redis server CPU seconds per 1M spread IDs (`INFO cpu`) and this process's
+CPU seconds per 1M (the least noisy figure on a shared machine). "d3" is this
 index with a cold cache (a fresh `TweetIndex` for the spread chunks, as after a restart:
 the first chunk reads every window of the day); "warm" leaves that first chunk out, the
 steady state of a validator that has run for a while; "previous" is the layout
 before it (`tests/validator/legacy_index.py`, which rewrites whole windows in Lua);
 "setnx" is the original path, preloaded with only the IDs the chunks repeat (a key per ID
 costs the same whatever the keyspace's size, and 50M keys would take half an hour).
+`--repeat N` runs every layout N times, interleaved, and reports the medians.
 
     python bench/index_bench.py [--ids 5000000] [--indexed 5000000,50000000]
-        [--spread-ids 1000000] [--chunk 50000] [--json]
+        [--spread-ids 1000000] [--chunk 50000] [--repeat 1] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import asyncio
 import importlib.util
 import json
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -179,20 +182,27 @@ async def spread_index(
     del index
     index = make(client)  # cold: nothing of the preload cached
     sync = redis.Redis.from_url(url)
-    cpu_before = server_cpu(sync)
-    times, new, cpu_warm = [], 0, cpu_before
+    server = [server_cpu(sync)]
+    times, client_cpu, new = [], [], 0
     for n, ids in enumerate(chunks):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = await index.ingest(pa.array(ids), f"m{n % 16}", f"spread{n}", period=1)
         times.append(time.perf_counter() - t0)
+        client_cpu.append(time.process_time() - c0)
         new += result.new
         if n == 0:
-            cpu_warm = server_cpu(sync)
-    cpu = server_cpu(sync) - cpu_before
-    cpu_warm = server_cpu(sync) - cpu_warm
+            server.append(server_cpu(sync))
+    server.append(server_cpu(sync))
     sync.close()
     await client.aclose()
-    return {"preload_s": preload_s, "times": times, "cpu": cpu, "cpu_warm": cpu_warm, "new": new}
+    return {
+        "preload_s": preload_s,
+        "times": times,
+        "client_cpu": client_cpu,
+        "cpu": server[-1] - server[0],
+        "cpu_warm": server[-1] - server[1] if len(server) == 3 else None,
+        "new": new,
+    }
 
 
 def spread_setnx(client: redis.Redis, repeats: np.ndarray, chunks: list[np.ndarray]) -> dict:
@@ -203,61 +213,104 @@ def spread_setnx(client: redis.Redis, repeats: np.ndarray, chunks: list[np.ndarr
             pipe.setnx(str(tweet_id), 1)
         pipe.execute()
     cpu_before = server_cpu(client)
-    times = []
+    times, client_cpu = [], []
     for ids in chunks:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pipe = client.pipeline(transaction=False)
         for tweet_id in ids.tolist():
             pipe.setnx(str(tweet_id), 1)
         pipe.execute()
         times.append(time.perf_counter() - t0)
-    return {"preload_s": 0.0, "times": times, "cpu": server_cpu(client) - cpu_before, "new": 0}
+        client_cpu.append(time.process_time() - c0)
+    return {
+        "preload_s": 0.0,
+        "times": times,
+        "client_cpu": client_cpu,
+        "cpu": server_cpu(client) - cpu_before,
+        "cpu_warm": None,
+        "new": 0,
+    }
+
+
+def spread_figure(run: dict, spread_total: int, first: int, indexed: int, stored_bytes: float):
+    """One run's figures: IDs/s cold (every chunk) and warm (all but the first), Redis's
+    and this process's CPU seconds per 1M spread IDs, bytes per indexed ID."""
+    warm_ids = spread_total - first
+    figure = {
+        "ids_per_s": round(spread_total / sum(run["times"])),
+        "bytes_per_id": round(stored_bytes, 2),
+        "server_cpu_s_per_1m": round(run["cpu"] / spread_total * 1e6, 3),
+        "client_cpu_s_per_1m": round(sum(run["client_cpu"]) / spread_total * 1e6, 3),
+        "seconds": round(sum(run["times"]), 2),
+    }
+    if len(run["times"]) > 1:
+        figure["warm_ids_per_s"] = round(warm_ids / sum(run["times"][1:]))
+        figure["warm_client_cpu_s_per_1m"] = round(sum(run["client_cpu"][1:]) / warm_ids * 1e6, 3)
+        if run["cpu_warm"] is not None:
+            figure["warm_server_cpu_s_per_1m"] = round(run["cpu_warm"] / warm_ids * 1e6, 3)
+    if run["preload_s"]:
+        figure["time_ordered_ids_per_s"] = round(indexed / run["preload_s"])
+    return figure
+
+
+def median_figure(figures: list[dict]) -> dict:
+    """Each figure's median over the runs (and every run's IDs/s when there were several)."""
+    out = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+    out = {k: round(v) if isinstance(figures[0][k], int) else round(v, 3) for k, v in out.items()}
+    if len(figures) > 1:
+        out["runs_ids_per_s"] = [f["ids_per_s"] for f in figures]
+        out["runs_warm_ids_per_s"] = [f.get("warm_ids_per_s") for f in figures]
+    return out
 
 
 def part_two(
-    url: str, client: redis.Redis, indexed: int, spread_ids: int, chunk: int, only: str = ""
+    url: str,
+    client: redis.Redis,
+    indexed: int,
+    spread_ids: int,
+    chunk: int,
+    only: str = "",
+    repeat: int = 1,
 ) -> dict:
     preload, repeats, chunks = spread_workload(indexed, spread_ids, chunk)
     spread_total = sum(len(c) for c in chunks)
     legacy = legacy_index_class()
-    out: dict = {"indexed": indexed, "spread_ids": spread_total}
-    runs = (
-        ("d3", lambda r: TweetIndex(r)),
-        ("previous", lambda r: legacy(r)),
-        ("setnx", None),
-    )
-    for name, make in runs:
-        if only and name not in only.split(","):
-            continue
-        client.flushall()
-        before = used_memory(client)
-        if make is None:
-            run = spread_setnx(client, repeats, chunks)
-            stored = spread_total  # keys: the repeated half was preloaded, the rest is new
-        else:
-            run = asyncio.run(spread_index(url, make, preload, chunks, chunk))
-            stored = indexed + run["new"]
-        elapsed = sum(run["times"])
-        figure = {
-            "ids_per_s": round(spread_total / elapsed),
-            "bytes_per_id": round((used_memory(client) - before) / stored, 2),
-            "server_cpu_s_per_1m": round(run["cpu"] / spread_total * 1e6, 3),
-            "seconds": round(elapsed, 2),
-        }
-        if len(run["times"]) > 1:
-            warm_ids = spread_total - len(chunks[0])
-            figure["warm_ids_per_s"] = round(warm_ids / sum(run["times"][1:]))
-            if "cpu_warm" in run:
-                figure["warm_server_cpu_s_per_1m"] = round(run["cpu_warm"] / warm_ids * 1e6, 3)
-        if run["preload_s"]:
-            figure["time_ordered_ids_per_s"] = round(indexed / run["preload_s"])
-        out[name] = figure
+    out: dict = {"indexed": indexed, "spread_ids": spread_total, "repeat": repeat}
+    layouts = [
+        (name, make)
+        for name, make in (
+            ("d3", lambda r: TweetIndex(r)),
+            ("previous", lambda r: legacy(r)),
+            ("setnx", None),
+        )
+        if not only or name in only.split(",")
+    ]
+    figures: dict[str, list[dict]] = {name: [] for name, _ in layouts}
+    for n in range(repeat):  # interleaved, so that a slow minute hits every layout
+        for name, make in layouts:
+            client.flushall()
+            before = used_memory(client)
+            if make is None:
+                run = spread_setnx(client, repeats, chunks)
+                stored = spread_total  # keys: the repeated half was preloaded, the rest new
+            else:
+                run = asyncio.run(spread_index(url, make, preload, chunks, chunk))
+                stored = indexed + run["new"]
+            per_id = (used_memory(client) - before) / stored
+            figures[name].append(spread_figure(run, spread_total, len(chunks[0]), indexed, per_id))
+            if repeat > 1:
+                f = figures[name][-1]
+                print(f"    run {n + 1}/{repeat} {name}: {f['ids_per_s']:,} IDs/s", flush=True)
+    for name, _ in layouts:
+        figure = out[name] = median_figure(figures[name])
         print(
             f"  {name:>8}: {figure['ids_per_s']:>10,} IDs/s spread"
             f" (warm {figure.get('warm_ids_per_s', 0):>10,})"
             f"  {figure['bytes_per_id']:>6} bytes/ID"
-            f"  {figure['server_cpu_s_per_1m']:>7} server CPU s/1M"
+            f"  server CPU s/1M {figure['server_cpu_s_per_1m']}"
             f" (warm {figure.get('warm_server_cpu_s_per_1m', '-')})"
+            f"  client CPU s/1M {figure['client_cpu_s_per_1m']}"
+            f" (warm {figure.get('warm_client_cpu_s_per_1m', '-')})"
             + (
                 f"  time order {figure['time_ordered_ids_per_s']:,} IDs/s"
                 if "time_ordered_ids_per_s" in figure
@@ -265,13 +318,15 @@ def part_two(
             )
         )
     for base in ("previous", "setnx"):
-        if base not in out:
+        if base not in out or "d3" not in out:
             continue
         out[f"vs_{base}"] = round(out["d3"]["ids_per_s"] / out[base]["ids_per_s"], 2)
+        out[f"warm_vs_{base}"] = round(out["d3"]["warm_ids_per_s"] / out[base]["warm_ids_per_s"], 2)
     if "vs_previous" in out and "vs_setnx" in out:
         print(
             f"  spread at {indexed:,} indexed: {out['vs_previous']}x the previous layout, "
-            f"{out['vs_setnx']}x SETNX"
+            f"{out['vs_setnx']}x SETNX (warm {out['warm_vs_previous']}x, "
+            f"{out['warm_vs_setnx']}x)" + (" (medians)" if repeat > 1 else "")
         )
     return out
 
@@ -291,6 +346,12 @@ def main() -> None:
     parser.add_argument("--spread-ids", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=50_000)
     parser.add_argument("--only", default="", help="part two: e.g. 'd3' (skip the baselines)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="part two: runs of each layout, interleaved; the medians are reported",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args()
 
@@ -302,7 +363,7 @@ def main() -> None:
         for indexed in (int(v) for v in args.indexed.split(",") if v.strip()):
             print(f"spread chunks of {args.chunk:,} into {indexed:,} IDs already indexed:")
             result[label(indexed)] = part_two(
-                server.url, client, indexed, args.spread_ids, args.chunk, args.only
+                server.url, client, indexed, args.spread_ids, args.chunk, args.only, args.repeat
             )
     if args.json:
         print(json.dumps(result))

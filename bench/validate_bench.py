@@ -142,6 +142,7 @@ def main() -> None:
     n = args.tweets
     total = sum(timings.values())
     naive = (check_s + redis_s) * n + timings["fetch"] + timings["parse"]
+    without_index = timings["fetch"] + timings["parse"] + timings["checks"]
     figures = {
         "tweets": n,
         "shards": len(manifest.body.shards),
@@ -150,6 +151,7 @@ def main() -> None:
         "tweets_per_s": round(n / elapsed),
         "share": {k: round(v / total, 3) for k, v in timings.items()},
         "phase_s": {k: round(v, 2) for k, v in timings.items()},
+        "vs_without_index": round(elapsed / without_index, 2),
         "baseline_s": round(naive, 1),
         "speedup": round(naive / elapsed, 1),
         "peak_rss_mb": round(peak_mb),
@@ -160,6 +162,10 @@ def main() -> None:
     print(f"end to end: {elapsed:.2f}s ({n / elapsed:,.0f} tweets/s), {new:,} new")
     for key, value in timings.items():
         print(f"  {key:<7} {value:6.2f}s  {value / total:5.1%}")
+    print(
+        f"end to end is {elapsed / without_index:.2f}x fetch + parse + checks alone "
+        f"({without_index:.2f}s)"
+    )
     print(f"per-row baseline (pydantic + SETNX, scaled from {args.sample:,}): {naive:.1f}s")
     print(f"D3 is {naive / elapsed:.1f}x the per-row path; peak RSS {peak_mb:.0f} MB")
     if args.json:

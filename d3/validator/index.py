@@ -17,9 +17,11 @@ an ID, and every reader reads both. A *group* is 64 windows (~4.7 h); its keys s
 hash tag, so one group is one Redis Cluster slot and one atomic (Lua) update.
 
 Ingest finds the new IDs on the client, against a bounded cache of the windows it touches
-(d3/validator/index_cache.py), each filed under the group version it was read or written
-at; then it sends one script per group, all groups in one non-transactional pipeline.
-The script first looks up the token (already applied: nothing changes, and the caller
+(d3/validator/index_cache.py), filed under the group version they were read or written at;
+the windows it lacks are read with their group's version, `FETCH_BATCH` windows to an
+MGET (one instant: the contents are exactly that version's), a few MGETs a round trip.
+Then it sends one script per group, all groups in one non-transactional pipeline. The
+script first looks up the token (already applied: nothing changes, and the caller
 learns what it added then); then, if it has anything to write, checks that the group's
 version is still the one the client computed against (a compare-and-set: any mismatch
 writes nothing, and the client refetches the group's windows and retries with the same
@@ -62,14 +64,16 @@ from d3.validator.index_cache import (
     encode_base,
     encode_delta,
     sorted_unique,
+    split_words,
 )
 
 WINDOW_BITS = 40
 GROUP_BITS = 6
 MERGE_RATIO = 8  # a window's delta is merged into its base at 1/8 of the base's size
-DEFAULT_CACHE_BYTES = 1 << 30  # ~134M cached IDs (8 bytes each in memory)
+DEFAULT_CACHE_BYTES = 1 << 30  # ~200M cached IDs (5.3 bytes each: the stored bytes, a fence)
 MAX_ATTEMPTS = 16  # compare-and-set retries of one group before giving up
-FETCH_BATCH = 64  # windows read per pipeline (a full window is ~1 MB)
+FETCH_BATCH = 8  # windows per MGET (a window of a day of 50M IDs is ~0.75 MB)
+FETCH_PIPELINE = 2  # MGETs per round trip (more: Redis buffers what is not read yet)
 _U64 = pa.uint64()
 _OFFSET_MASK = np.uint64((1 << WINDOW_BITS) - 1)
 
@@ -150,12 +154,6 @@ return {0, added}
 """
 _HEADER = struct.Struct("<cII")
 
-# One window's base and delta, read at one instant (two GETs could straddle a merge and
-# miss the IDs it moved). Missing keys come back as nil.
-_READ_WINDOW = """
-return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
-"""
-
 # Migration, one key at a time (each its own slot): a set (the groups, v1) or a hash (a
 # group's tokens, v1) becomes a sorted set; anything else is left alone. Returns 1 if it
 # converted the key.
@@ -185,6 +183,22 @@ return 1
 
 
 @dataclass
+class _Part:
+    """One group's share of an ingest: its distinct IDs' offsets, sorted, and where each
+    window's run of them starts."""
+
+    group: int
+    offsets: np.ndarray
+    windows: list[int]
+    starts: np.ndarray  # index into `offsets` of each window's first offset
+
+    def runs(self) -> Iterable[tuple[int, int, int]]:
+        """(window, start, stop) of each window's offsets."""
+        stops = [*self.starts[1:].tolist(), len(self.offsets)]
+        return zip(self.windows, self.starts.tolist(), stops, strict=True)
+
+
+@dataclass
 class _Plan:
     """What one group's script will do, and the cache entries it leaves when it applies."""
 
@@ -192,7 +206,7 @@ class _Plan:
     version: int  # the group's version the plan was computed against
     keys: list[str] = field(default_factory=list)
     header: list[bytes] = field(default_factory=list)
-    payloads: list[bytes] = field(default_factory=list)
+    payload: bytes = b""
     after: dict[int, CachedWindow] = field(default_factory=dict)
     added: int = 0
 
@@ -209,10 +223,9 @@ class TweetIndex:
     ):
         self.redis = redis
         self.prefix = prefix
-        self.cache = WindowCache(cache_bytes)
+        self.cache = WindowCache(cache_bytes, GROUP_BITS)
         self.stats = IndexStats()
         self._apply = redis.register_script(_APPLY_GROUP)
-        self._read_window = redis.register_script(_READ_WINDOW)
         self._to_zset = redis.register_script(_TO_ZSET)
         self._groups: set[int] = set()  # groups this client has seen in the groups zset
 
@@ -241,20 +254,14 @@ class TweetIndex:
         total = len(ids)
         if ids.null_count:
             raise ValueError(f"{ids.null_count} null tweet IDs: the records' checks let them by")
-        values = sorted_unique(pc.cast(ids, _U64).to_numpy(zero_copy_only=False))
-        by_window = _split(values, values >> np.uint64(WINDOW_BITS))
-        by_group: dict[int, list[int]] = {}
-        for window in by_window:
-            by_group.setdefault(window >> GROUP_BITS, []).append(window)
-        offsets = {w: v & _OFFSET_MASK for w, v in by_window.items()}
+        parts = _parts(sorted_unique(pc.cast(ids, _U64).to_numpy(zero_copy_only=False)))
         credit_field = f"{hotkey}:{period}"
-        await self._register(list(by_group))
+        await self._register(list(parts))
         new = skipped = credited = 0
-        pending = sorted(by_group)
+        pending = sorted(parts)
         for _ in range(MAX_ATTEMPTS):
-            views = await self._views({g: by_group[g] for g in pending})
-            fresh = self._fresh({w: v for g in pending for w, v in views[g][1].items()}, offsets)
-            plans = [self._plan(g, *views[g], fresh) for g in pending]
+            views = await self._views({g: parts[g].windows for g in pending})
+            plans = [self._plan(parts[g], *views[g]) for g in pending]
             replies = await self._run(plans, token, credit_field)
             pending = []
             for plan, (status, count) in zip(plans, replies, strict=True):
@@ -267,7 +274,7 @@ class TweetIndex:
                     credited += count
                 else:
                     self.stats.conflicts += 1
-                    self._forget(plan.group)
+                    self.cache.drop_group(plan.group)
                     pending.append(plan.group)
             if not pending:
                 break
@@ -291,59 +298,47 @@ class TweetIndex:
                 raise _layout_error(self.prefix, error) from error
             self._groups.update(unknown)
 
-    def _windows_of(self, group: int) -> range:
-        return range(group << GROUP_BITS, (group + 1) << GROUP_BITS)
-
-    def _forget(self, group: int) -> None:
-        for window in self._windows_of(group):
-            self.cache.drop(window)
-
     def _applied(self, plan: _Plan) -> None:
         """The cache after `plan` applied: its windows as written, the group's other
         cached windows unchanged but valid at the new version."""
         if not plan.after:
             return  # nothing written, the version stays
-        version = plan.version + 1
-        for window in self._windows_of(plan.group):
-            entry = plan.after.get(window) or self.cache.peek(window)
-            if entry is None:
-                continue
-            if window in plan.after or entry.version == plan.version:
-                self.cache.put(window, entry.at(version))
-            else:
-                self.cache.drop(window)  # older than what the plan saw: stale
+        self.cache.advance(plan.group, plan.version, plan.version + 1)
+        for window, entry in plan.after.items():
+            self.cache.put(window, entry, plan.version + 1)
 
     async def _views(
         self, wanted: dict[int, list[int]]
     ) -> dict[int, tuple[int, dict[int, CachedWindow]]]:
-        """group -> (its version, a view of each wanted window valid at that version),
-        from the cache where it agrees with itself, reading the rest."""
+        """group -> (its version, each wanted window as of that version), from the cache,
+        reading what it lacks."""
         out: dict[int, tuple[int, dict[int, CachedWindow]]] = {}
-        todo = dict(wanted)
+        todo = wanted
         for _ in range(MAX_ATTEMPTS):
             reads: dict[int, list[int]] = {}
-            cached_of: dict[int, dict[int, CachedWindow]] = {}
+            partial: dict[int, tuple[int | None, dict[int, CachedWindow]]] = {}
             for group, windows in todo.items():
-                cached = {w: e for w in windows if (e := self.cache.get(w)) is not None}
-                if len({e.version for e in cached.values()}) > 1:
-                    self._forget(group)  # some entries are older than others: reread all
-                    cached = {}
+                version = self.cache.version(group)
+                cached = {}
+                if version is not None:
+                    cached = {w: e for w in windows if (e := self.cache.get(w)) is not None}
                 self.stats.cache_hits += len(cached)
-                missing = [w for w in windows if w not in cached]
-                if missing:
-                    reads[group], cached_of[group] = missing, cached
+                if len(cached) == len(windows):
+                    out[group] = (version, cached)
                 else:
-                    out[group] = (next(iter(cached.values())).version, cached)
+                    reads[group] = [w for w in windows if w not in cached]
+                    partial[group] = (version, cached)
             todo = {}
             for group, (version, fetched) in (await self._read_groups(reads)).items():
                 self.stats.cache_misses += len(fetched)
-                cached = cached_of[group]
-                if cached and next(iter(cached.values())).version != version:
-                    self._forget(group)  # the group moved on since those were cached
+                was, cached = partial[group]
+                if version is None or (cached and was != version):
+                    # Read across a write, or the group moved on since `cached`: again.
+                    self.cache.drop_group(group)
                     todo[group] = wanted[group]
                     continue
                 for window, entry in fetched.items():
-                    self.cache.put(window, entry)
+                    self.cache.put(window, entry, version)
                 out[group] = (version, cached | fetched)
             if not todo:
                 return out
@@ -351,87 +346,91 @@ class TweetIndex:
 
     async def _read_groups(
         self, reads: dict[int, list[int]]
-    ) -> dict[int, tuple[int, dict[int, CachedWindow]]]:
-        """Each group's version, then its windows (two plain GETs each; pipelined, keys
-        span cluster slots). The version is read first, so the contents are at least that
-        new: a write in between leaves them newer than the version they are filed under,
-        which the next write's compare-and-set refuses, never older."""
-        out: dict[int, tuple[int, dict[int, CachedWindow]]] = {}
-        items = list(reads.items())
-        start = 0
-        while start < len(items):
-            stop, size = start, 0
-            while stop < len(items) and (size == 0 or size + len(items[stop][1]) <= FETCH_BATCH):
-                size += len(items[stop][1])
-                stop += 1
-            batch = items[start:stop]
+    ) -> dict[int, tuple[int | None, dict[int, CachedWindow]]]:
+        """Each group's version and windows as of it (None: the group's windows took more
+        than one MGET, and a write landed between them)."""
+        batches = [
+            (group, windows[i : i + FETCH_BATCH])
+            for group, windows in reads.items()
+            for i in range(0, len(windows), FETCH_BATCH)
+        ]
+        out: dict[int, tuple[int | None, dict[int, CachedWindow]]] = {}
+        for (group, _), (version, views) in zip(
+            batches, await self._fetch(batches, versions=True), strict=True
+        ):
+            if group in out:
+                before, seen = out[group]
+                out[group] = (version if before == version else None, seen | views)
+            else:
+                out[group] = (version, views)
+        return out
+
+    async def _fetch(
+        self, batches: list[tuple[int, list[int]]], versions: bool
+    ) -> list[tuple[int, dict[int, CachedWindow]]]:
+        """Each batch's windows (all of one group) and, with `versions`, the group's
+        version (else -1): one MGET a batch (one instant, one cluster slot), `FETCH_PIPELINE`
+        to a round trip (one pipeline of them all made Redis buffer the whole reply: twice
+        its CPU for a day of 50M IDs)."""
+        out = []
+        for first in range(0, len(batches), FETCH_PIPELINE):
+            part = batches[first : first + FETCH_PIPELINE]
             async with self.redis.pipeline(transaction=False) as pipe:
-                for group, windows in batch:
-                    pipe.get(self._key(group, "v"))
+                for group, windows in part:
+                    keys = [self._key(group, "v")] if versions else []
                     for window in windows:
-                        pipe.get(self.window_key(window))
-                        pipe.get(self.delta_key(window))
-                values = await pipe.execute()
-            at = 0
-            for group, windows in batch:
-                version = int(values[at] or 0)
-                out[group] = (
-                    version,
-                    {
-                        w: CachedWindow.from_stored(
-                            values[at + 1 + 2 * i], values[at + 2 + 2 * i], version
-                        )
-                        for i, w in enumerate(windows)
-                    },
-                )
-                at += 1 + 2 * len(windows)
-            start = stop
+                        keys += [self.window_key(window), self.delta_key(window)]
+                    pipe.execute_command("MGET", *keys)  # (a cluster pipeline blocks `mget`)
+                replies = await pipe.execute()
+            at = 1 if versions else 0
+            for (_, windows), values in zip(part, replies, strict=True):
+                views = {
+                    w: CachedWindow.from_stored(values[at + 2 * i], values[at + 2 * i + 1])
+                    for i, w in enumerate(windows)
+                }
+                out.append((int(values[0] or 0) if versions else -1, views))
         return out
 
     async def _read(self, windows: Sequence[int]) -> list[CachedWindow]:
-        """Base and delta of each window, each window read at one instant (for readers)."""
-        out: list[CachedWindow] = []
-        for start in range(0, len(windows), FETCH_BATCH):  # a full window is ~1 MB
-            calls = [
-                ([self.window_key(w), self.delta_key(w)], [])
-                for w in windows[start : start + FETCH_BATCH]
-            ]
-            for base, delta in await self._evalsha(self._read_window, calls):
-                out.append(CachedWindow.from_stored(base, delta, -1))
-        return out
+        """Base and delta of each window, as of one instant for each (for readers)."""
+        by_group: dict[int, list[int]] = {}
+        for window in dict.fromkeys(windows):
+            by_group.setdefault(window >> GROUP_BITS, []).append(window)
+        batches = [
+            (group, ws[i : i + FETCH_BATCH])
+            for group, ws in by_group.items()
+            for i in range(0, len(ws), FETCH_BATCH)
+        ]
+        views: dict[int, CachedWindow] = {}
+        for _, fetched in await self._fetch(batches, versions=False):
+            views.update(fetched)
+        return [views[w] for w in windows]
 
-    def _fresh(
-        self, views: dict[int, CachedWindow], offsets: dict[int, np.ndarray]
-    ) -> dict[int, np.ndarray]:
-        """Each window's offsets that its view does not hold (a binary search each)."""
-        return {w: offsets[w][~view.contains(offsets[w])] for w, view in views.items()}
-
-    def _plan(
-        self,
-        group: int,
-        version: int,
-        views: dict[int, CachedWindow],
-        fresh_of: dict[int, np.ndarray],
-    ) -> _Plan:
-        plan = _Plan(group, version)
-        for window in sorted(views):
+    def _plan(self, part: _Part, version: int, views: dict[int, CachedWindow]) -> _Plan:
+        """The group's script: each window's offsets its view lacks, appended to its delta
+        or merged into a new base."""
+        plan = _Plan(part.group, version)
+        offsets = part.offsets
+        low, high = split_words(offsets)
+        payloads: list[bytes] = []
+        for window, start, stop in part.runs():
             view = views[window]
-            fresh = fresh_of[window]
-            if len(fresh) == 0:
+            words = (low[start:stop], high[start:stop])
+            fresh, after, merged = view.add(offsets[start:stop], words, MERGE_RATIO)
+            if after is None:
                 continue  # known IDs stay known: the set never shrinks, no check needed
-            if (len(view.delta) + len(fresh)) * MERGE_RATIO > len(view.base):
-                after = view.merged(fresh, version)
-                op, payload = b"s", encode_base(after.base)
+            if merged:
+                op, payload = b"s", after.raw
                 self.stats.merges += 1
             else:
-                after = view.appended(fresh, version)
                 op, payload = b"a", encode_delta(fresh)
                 self.stats.appends += 1
             plan.keys += [self.window_key(window), self.delta_key(window)]
-            plan.header.append(_HEADER.pack(op, len(view.delta) * OFFSET_BYTES, len(payload)))
-            plan.payloads.append(payload)
+            plan.header.append(_HEADER.pack(op, view.delta_len * OFFSET_BYTES, len(payload)))
+            payloads.append(payload)
             plan.after[window] = after
             plan.added += len(fresh)
+        plan.payload = b"".join(payloads)
         return plan
 
     async def _run(
@@ -446,14 +445,7 @@ class TweetIndex:
                     self._key(p.group, "v"),
                     *p.keys,
                 ],
-                [
-                    token,
-                    credit_field,
-                    p.added,
-                    p.version,
-                    b"".join(p.header),
-                    b"".join(p.payloads),
-                ],
+                [token, credit_field, p.added, p.version, b"".join(p.header), p.payload],
             )
             for p in plans
         ]
@@ -528,9 +520,7 @@ class TweetIndex:
     async def window_ids(self, window: int) -> pa.Array:
         """Every ID of one window, sorted, base and delta together (for the hub)."""
         (view,) = await self._read([window])
-        merged = np.concatenate((view.base, view.delta))
-        merged.sort(kind="stable")
-        return pa.array(merged | np.uint64(window << WINDOW_BITS), _U64)
+        return pa.array(view.offsets() | np.uint64(window << WINDOW_BITS), _U64)
 
     async def credits(self) -> dict[str, dict[int, int]]:
         """hotkey -> period -> new unique IDs credited, summed over all groups."""
@@ -576,13 +566,26 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _split(values: np.ndarray, windows: np.ndarray) -> dict[int, np.ndarray]:
-    """Sorted `values` by their (sorted) window number."""
+def _parts(values: np.ndarray) -> dict[int, _Part]:
+    """Sorted distinct IDs by group, as offsets in their windows."""
     if len(values) == 0:
         return {}
-    cuts = np.flatnonzero(windows[1:] != windows[:-1]) + 1
-    starts = np.concatenate(([0], cuts))
-    return {
-        int(w): part
-        for w, part in zip(windows[starts].tolist(), np.split(values, cuts), strict=True)
-    }
+    windows = values >> np.uint64(WINDOW_BITS)
+    starts = np.concatenate(([0], np.flatnonzero(windows[1:] != windows[:-1]) + 1))
+    numbers = windows[starts].tolist()
+    offsets = values & _OFFSET_MASK
+    parts: dict[int, _Part] = {}
+    first = 0  # index into `numbers` of the current group's first window
+    bounds = [*starts.tolist(), len(values)]
+    for i in range(1, len(numbers) + 1):
+        if i < len(numbers) and numbers[i] >> GROUP_BITS == numbers[first] >> GROUP_BITS:
+            continue
+        lo = bounds[first]
+        parts[numbers[first] >> GROUP_BITS] = _Part(
+            numbers[first] >> GROUP_BITS,
+            offsets[lo : bounds[i]],
+            numbers[first:i],
+            starts[first:i] - lo,
+        )
+        first = i
+    return parts

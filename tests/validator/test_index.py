@@ -354,3 +354,28 @@ def test_an_empty_ingest_and_an_index_wiped_behind_the_clients_back(redis_url):
     empty, again, credits, size = run(body())
     assert empty == IngestResult(new=0, duplicates=0, skipped_groups=0, credited=0)
     assert again.new == 500 and credits == {"B": {0: 500}} and size == 500
+
+
+def test_exact_when_each_window_takes_its_own_read(redis_url, monkeypatch):
+    """A group's windows read in many MGETs, by two racing writers with cold caches."""
+    from d3.validator import index as index_module
+
+    monkeypatch.setattr(index_module, "FETCH_BATCH", 1)
+    batches = _batches(seed=18, count=10, size=3_000, hours=3)
+
+    async def body():
+        redis = aioredis.Redis.from_url(redis_url)
+        a, b = TweetIndex(redis, prefix="t"), TweetIndex(redis, prefix="t")
+
+        async def stream(writer, parity):
+            for n in range(parity, len(batches), 2):
+                writer.forget()  # cold every time: every window read again
+                await writer.ingest(pa.array(batches[n], pa.int64()), "AB"[n % 2], f"f{n}", 0)
+
+        await asyncio.gather(stream(a, 0), stream(b, 1))
+        return await a.credits(), await a.size(), a.stats.cache_misses
+
+    credits, size, misses = run(body())
+    truth = set().union(*batches)
+    assert size == len(truth) and misses > 0
+    assert sum(sum(p.values()) for p in credits.values()) == len(truth)
