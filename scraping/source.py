@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from d3.record import TweetRecord
 
@@ -130,6 +130,23 @@ class SourceSettings:
     twscrape_accounts: str | None = None
     apify_token: str = ""
     max_wait_s: float | None = None
+
+    @classmethod
+    def of(cls, section: Any, flag_prefix: str, max_wait_s: float | None = None) -> SourceSettings:
+        """The settings in a neuron's config section (the miner's `--source.*`, the
+        validator's `--verify.*`: the same field names), secrets unwrapped."""
+
+        def plain(value: Any) -> Any:
+            return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+        return cls(
+            flag_prefix=flag_prefix,
+            x_bearer_token=plain(section.x_bearer_token),
+            x_api_base_url=section.x_api_base_url,
+            twscrape_accounts=section.twscrape_accounts,
+            apify_token=plain(section.apify_token),
+            max_wait_s=max_wait_s,
+        )
 
     def required(self, name: str) -> str:
         """The setting `name`, or SourceConfigError naming its flag and variable."""

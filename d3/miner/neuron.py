@@ -116,13 +116,7 @@ def build_source(config: SourceSection, dev_chain: bool) -> TweetSource:
 
 
 def _real_source(config: SourceSection) -> TweetSource:
-    settings = SourceSettings(
-        flag_prefix="--source",
-        x_bearer_token=config.x_bearer_token.get_secret_value(),
-        x_api_base_url=config.x_api_base_url,
-        twscrape_accounts=config.twscrape_accounts,
-        apify_token=config.apify_token.get_secret_value(),
-    )
+    settings = SourceSettings.of(config, "--source")
     try:
         return build_real_source(config.kind, settings)
     except SourceConfigError as error:

@@ -211,14 +211,7 @@ def build_runner(
             raise FatalError(shortfall)
         try:
             # A rate-limited look-up waits at most a minute: a round must not stall for long.
-            settings = SourceSettings(
-                flag_prefix="--verify",
-                x_bearer_token=verify.x_bearer_token.get_secret_value(),
-                x_api_base_url=verify.x_api_base_url,
-                twscrape_accounts=verify.twscrape_accounts,
-                apify_token=verify.apify_token.get_secret_value(),
-                max_wait_s=60,
-            )
+            settings = SourceSettings.of(verify, "--verify", max_wait_s=60)
             source = build_source(verify.lookup_kind, settings)
         except (SourceConfigError, SourceAuthError, OSError) as error:
             raise FatalError(
