@@ -24,7 +24,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from d3.chain.interface import ChainUnreachable, SubnetNotFound
 from d3.commitment import LocatorKind, parse_locator
+from d3.errors import FatalError
 from d3.hub.errors import HubError, SignatureInvalid
 from d3.hub.export import Query, export
 from d3.hub.layout import INDEX_NAME, SIGNATURE_NAME, verify_copy
@@ -92,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args.dir, args.host, args.port)
         return _publish(args)
-    except HubError as error:
-        print(f"d3.hub: {error}", file=sys.stderr)
+    except (HubError, FatalError, ChainUnreachable, SubnetNotFound) as error:
+        print(f"d3.hub: {error}", file=sys.stderr)  # one line: an operator's to fix
         return 1
 
 
@@ -180,18 +182,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 async def _build(directory: Path, flags: list[str], settled: int | None) -> int:
-    import bittensor as bt
-
     from d3.chain.sdk import open_chain
-    from d3.config import expand, parse_or_exit
+    from d3.config import parse_or_exit
     from d3.hub.builder import HubBuilder
     from d3.redis_url import connect_redis
+    from d3.startup import load_wallet
     from d3.validator.neuron import ValidatorConfig, build_runner
 
     config = parse_or_exit(ValidatorConfig, "python -m d3.hub build DIR", "", flags)
-    wallet = bt.Wallet(
-        config.wallet.name, config.wallet.hotkey, path=str(expand(config.wallet.path))
-    )
+    wallet = load_wallet(config.wallet)  # the index is signed with this hotkey
     redis = connect_redis(config.redis.url, cluster=config.redis.cluster)
     try:
         async with open_chain(config.subtensor, wallet, config.netuid) as chain:

@@ -37,3 +37,15 @@ def test_build_from_the_validators_own_flags(net, redis_url, tmp_path, capsys):
         main(["verify", str(tmp_path / "cli"), "--hotkey", net.wallet("va").hotkey.ss58_address])
         == 0
     )
+
+
+def test_build_with_a_missing_hotkey_is_one_line(net, tmp_path, capsys):
+    flags = [
+        "--netuid", str(NETUID), "--subtensor.network", f"dev:{tmp_path / 'chain.sqlite'}",
+        "--wallet.name", "ghost", "--wallet.path", str(tmp_path / "no-wallets"),
+        "--verify.structure_only", "--verify.daily_budget", "0",
+    ]  # fmt: skip
+    assert main(["build", str(tmp_path / "hub"), *flags]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("d3.hub: hotkey ghost/default in "), err
+    assert not (tmp_path / "hub").exists()  # nothing written
