@@ -422,8 +422,11 @@ docs-only attack review of the mechanism):
   with a slow network could reject a slow honest host that another accepts. Past the
   hotkey's allowance every later commitment of the period is rejected; that costs the
   share of the period's commitments it hits (spent at half the period: credibility 0.9
-  after the period), not a 0 each. Planned: a per-hotkey byte quota per period that grows
-  with the hotkey's audited track record.
+  after the period), not a 0 each. Fetches share the validator's link, so a griefer's
+  large commitments fetched alongside a victim's slow the victim's clock too. Planned:
+  count transfer time only (not waits for a slot), treat the allowance as neutral when
+  the validator's own throughput that round is degraded, and a per-hotkey byte quota per
+  period that grows with the hotkey's audited track record.
 - **Floods and bursts.** A throwaway hotkey can commit up to the row limits with every
   commitment: its IDs stay claimed, and its unaudited credit takes most of the
   proportional look-ups of that period. Holding scraped tweets back and releasing them
@@ -433,6 +436,19 @@ docs-only attack review of the mechanism):
 - **Availability after acceptance.** Data a host serves to some validators only, or
   deletes after the audit, is judged differently by a validator that bootstraps later.
   Planned: validators and the hub mirror accepted manifests and shards by hash.
+- **Per-ID silence can be caused on purpose.** Apify says nothing about deleted or
+  invented tweets, and twscrape says nothing about retweets, so on a validator using
+  either a miner can make its own picks silent: the period then counts for nobody until
+  `max_wait_blocks` have passed (a day), and the silent tweets are asked again every
+  round, spending look-ups. twscrape validators also never find honest retweets, so they
+  judge a miner with many retweets differently from X API validators. Planned: silence
+  holds only the silent miner's own period; re-asks back off; a batch that fails whole is
+  split until the failing ID is isolated; retweets normalised on twscrape (until then,
+  prefer `--verify.lookup_kind x_api`).
+- **The silence timer is this validator's.** It starts when this validator first sees
+  the silence, so two validators can count a period at different blocks. Planned: a
+  deadline on chain (the seed block plus `max_wait_blocks`), requiring silence in several
+  rounds an hour apart before it expires.
 """
 
 
