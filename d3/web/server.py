@@ -90,13 +90,17 @@ def files_route(prefix: str, root: Path, cache_s: int = 300) -> Route:
         parts = request.path.split("/")
         if not request.path or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
             return None
-        path = (base / request.path).resolve()
-        if not path.is_relative_to(base) or not path.is_file():
+        try:  # a NUL byte or an over-long name from the URL is no file, not a crash
+            path = (base / request.path).resolve()
+            if not path.is_relative_to(base) or not path.is_file():
+                return None
+            data = path.read_bytes()
+        except (OSError, ValueError):
             return None
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
             kind += "; charset=utf-8"
-        return Response(200, kind, path.read_bytes(), cache_s)
+        return Response(200, kind, data, cache_s)
 
     return Route(prefix, handle)
 

@@ -30,5 +30,6 @@ def test_pages_load_nothing_from_elsewhere_and_the_static_route_stays_in_its_fol
             response = httpx.get(server.url + path, timeout=10)
             assert response.status_code == 200 and response.content, path
         for bad in ("/static/../server.py", "/static/%2e%2e/server.py", "/static/vendor/",
-                    "/static/.hidden", "/static//etc/passwd"):  # fmt: skip
+                    "/static/.hidden", "/static//etc/passwd", "/static/a%00b",
+                    "/static/" + "x" * 5000):  # fmt: skip
             assert httpx.get(server.url + bad, timeout=10).status_code == 404, bad
