@@ -10,8 +10,8 @@ through `parent`; the validator recorded each of those as judged with the commit
 block. The hub walks the same chain back and keeps exactly the manifests judged accepted
 at that block (an ancestor judged rejected is skipped, as the validator dropped it; a
 manifest judged with another block, or never judged, ends the walk). Then, like the
-pipeline: shards in manifest order (oldest first), each once; tweets older than the
-commitment's freshness bound dropped; a tweet repeated within the commitment kept once,
+pipeline: shards in manifest order (oldest first), each once; only the rows that earn
+(`d3/earning.py`: fresh, no retweet); a tweet repeated within the commitment kept once,
 at its first place.
 """
 
@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 
 from d3.chain.interface import Chain
 from d3.commitment import Locator, UnreadableCommitment, decode_commitment
+from d3.earning import earning_rows, first_fresh_id
 from d3.hub.decisions import Accepted
 from d3.hub.errors import RowsUnavailable
 from d3.hub.schema import HUB_SCHEMA, with_provenance
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 from d3.shards import ShardError, ShardLimits, decode_shard, shard_name
-from d3.snowflake import TWITTER_EPOCH_MS, ms_to_id
 from d3.validator.fetcher import Fetcher, FetchError
 from d3.validator.scoring import ScoringParams
 from d3.validator.state import ValidatorState
@@ -61,7 +61,7 @@ class RowSource:
     async def rows(self, accepted: Accepted) -> CommitmentRows:
         locator = await self._locator(accepted)
         manifests = await self._walk(accepted, locator)
-        first_fresh = await self._first_fresh_id(accepted.block)
+        first_fresh = first_fresh_id(await self.fresh_bound_ms(accepted.block))
         parts: list[pa.Table] = []
         done: set[str] = set()
         for manifest in manifests:
@@ -74,8 +74,7 @@ class RowSource:
                     table = decode_shard(data, self.limits, expected_sha256=ref.sha256)
                 except (FetchError, ShardError) as error:
                     raise RowsUnavailable(f"shard {ref.sha256[:12]}: {error}") from None
-                if first_fresh is not None:
-                    table = table.filter(pc.greater_equal(table["id"], first_fresh))
+                table = earning_rows(table, first_fresh)  # as the index credited them
                 parts.append(
                     with_provenance(table, accepted.hotkey, manifest.sha256, accepted.block)
                 )
@@ -131,13 +130,6 @@ class RowSource:
         if block not in self._times:
             self._times[block] = await self.chain.block_timestamp_ms(block)
         return self._times[block]
-
-    async def _first_fresh_id(self, commit_block: int) -> pa.Scalar | None:
-        """The smallest id that is fresh for a commitment at `commit_block` (None: any)."""
-        bound = await self.fresh_bound_ms(commit_block)
-        if bound is None:
-            return None
-        return pa.scalar(ms_to_id(max(bound, TWITTER_EPOCH_MS)), pa.int64())
 
 
 def _first_of_each(table: pa.Table) -> pa.Table:

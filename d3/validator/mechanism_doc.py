@@ -104,9 +104,17 @@ def _constants() -> str:
         ),
         (
             "audit max wait",
-            f"{params.max_wait_blocks:,} blocks of per-ID silence",
-            "`d3/validator/audit.py`: from when this validator first saw X silent about a "
-            "sampled tweet while it answered other look-ups; an outage never expires",
+            f"{params.max_wait_blocks:,} blocks after the seed block, and an ask at least "
+            f"{params.silence_confirm_blocks:,} blocks after the first sight",
+            "`d3/validator/silence.py`: when a sampled tweet X stays silent about while it "
+            "answers other look-ups counts as not found; an outage never expires",
+        ),
+        (
+            "re-ask wait",
+            f"doubling from {params.reask_blocks} blocks; at most `min_per_miner` IDs, "
+            "all of them at the deadline",
+            "`d3/validator/silence.py`: when and how much a miner held by its own silent "
+            "picks is asked again",
         ),
         (
             "count tolerance",
@@ -291,14 +299,22 @@ at stake (`d3/validator/audit.py`):
    nobody before): a waiting audit never puts one miner behind the others, and no
    weights come from a half-audited period. Only *per-ID silence* ever ends in "not
    found": X answers other tweets of the same look-up (or a probe of a tweet it answered
-   before) but neither returns this one nor says it does not exist. Such a tweet is
-   asked again every round, and counts as not found once it has been silent for
-   `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}) blocks from the first round
-   in which this validator saw it so, in a round in which X is answering: one silent
-   tweet cannot hold a period back forever, and no outage, however long, expires into
-   "not found". What each source's answers mean is in `docs/protocol.md`, "What a
-   look-up compares": X's per-ID errors (deleted, protected or suspended author,
-   withheld) are answers, not found at once.
+   before) but neither returns this one nor says it does not exist. A miner can cause
+   that on purpose (Apify says nothing about invented or deleted tweets), so it holds
+   only that miner: the period counts for every other miner as soon as their audits
+   are done, and the silent miner's credit of it waits. What X answered is kept; the
+   silent tweets are asked again, at most `min_per_miner` at a time, after waits that
+   double from {audit.AuditParams.reask_blocks} blocks, and they count as not found when
+   still silent at an ask from the *deadline* on: the seed block plus `max_wait_blocks`
+   ({audit.AuditParams.max_wait_blocks:,}), and at least `silence_confirm_blocks`
+   ({audit.AuditParams.silence_confirm_blocks:,}) after this validator first saw the
+   silence. The deadline comes from the chain, so validators that first saw the
+   silence at different blocks count it at the same one. An altered tweet in the sample
+   fails the audit at once, whatever the silent picks would say. One silent tweet
+   cannot hold a period back forever, and no outage, however long, expires into "not
+   found". What each source's answers mean is in `docs/protocol.md`, "What a look-up
+   compares": X's per-ID errors (deleted, protected or suspended author, withheld) are
+   answers, not found at once.
 
 Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
 share of one's credit (so it cannot raise the expected credit above the real tweets'),
@@ -378,6 +394,9 @@ missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented
   is rejected with a logged reason, and credibility drops.
 - **Stale tweets.** A tweet created before the freshness bound of its commitment is
   neither indexed nor credited for it.
+- **Retweets.** A row with `retweeted_id` set is neither indexed, audited nor credited
+  (`d3/earning.py`): its text is its original's, so it adds no data, and one viral
+  tweet's retweets would otherwise be as many "unique" tweets. Its original earns.
 - **Replaced hotkeys.** Credit belongs to a hotkey; a uid's new owner starts at zero.
 
 An X outage or a validator-side error is never counted against a miner: an audit waits
@@ -437,18 +456,11 @@ docs-only attack review of the mechanism):
   deletes after the audit, is judged differently by a validator that bootstraps later.
   Planned: validators and the hub mirror accepted manifests and shards by hash.
 - **Per-ID silence can be caused on purpose.** Apify says nothing about deleted or
-  invented tweets, and twscrape says nothing about retweets, so on a validator using
-  either a miner can make its own picks silent: the period then counts for nobody until
-  `max_wait_blocks` have passed (a day), and the silent tweets are asked again every
-  round, spending look-ups. twscrape validators also never find honest retweets, so they
-  judge a miner with many retweets differently from X API validators. Planned: silence
-  holds only the silent miner's own period; re-asks back off; a batch that fails whole is
-  split until the failing ID is isolated; retweets normalised on twscrape (until then,
-  prefer `--verify.lookup_kind x_api`).
-- **The silence timer is this validator's.** It starts when this validator first sees
-  the silence, so two validators can count a period at different blocks. Planned: a
-  deadline on chain (the seed block plus `max_wait_blocks`), requiring silence in several
-  rounds an hour apart before it expires.
+  invented tweets, so on an Apify validator a miner can make its own picks silent. That
+  holds only its own credit of the period until the deadline (about a day), and costs
+  the validator about twice that miner's allotment of look-ups; an X API validator
+  counts the same picks as not found at once, so the two reach the same result a day
+  apart. Prefer `--verify.lookup_kind x_api`.
 """
 
 

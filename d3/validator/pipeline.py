@@ -21,9 +21,9 @@ from redis.exceptions import RedisError
 
 from d3.chain.interface import HistoryUnavailable
 from d3.commitment import Commitment
+from d3.earning import NotEarning, earning_rows, first_fresh_id
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
 from d3.shards import ShardLimits, shard_name
-from d3.snowflake import TWITTER_EPOCH_MS, ms_to_id
 from d3.validator.audit import AuditParams, lowest_keys, seed_of
 from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
 from d3.validator.scoring import PERIOD_BLOCKS
@@ -334,11 +334,13 @@ class ManifestPipeline:
             raise _Reject(f"{total} rows, limit {self.limits.max_rows}")
         now = self.now()
         scan = self.audit.scan_for(total) if self.audit is not None else 0
+        first_fresh = first_fresh_id(fresh_ms)
         shard_ids: list[tuple[str, pa.Array]] = []
         ranked: list[pa.Table] = []
         kept: list[Manifest] = []
         dropped: list[tuple[str, str]] = []
         done: set[str] = set()
+        skipped = NotEarning()  # rows of the kept manifests that earn nothing
         own = manifests[-1].sha256
         for manifest in manifests:
             # Each manifest stands on its own: an ancestor that fails is dropped (and judged
@@ -347,21 +349,21 @@ class ManifestPipeline:
             # read); what a manifest is judged to be cannot.
             mine_ids: list[tuple[str, pa.Array]] = []
             mine_ranked: list[pa.Table] = []
+            mine_skipped = NotEarning()
+            every: list[pa.Array] = []
             try:
                 for ref in manifest.body.shards:
                     if ref.sha256 in done:
                         continue
                     table = await self._shard(item, ref, now)
-                    if seed is not None:  # keep only the rows the audit may ask about:
-                        fresh = table  # fresh ones (stale rows earn nothing)
-                        if fresh_ms is not None:
-                            first = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
-                            fresh = table.filter(pc.greater_equal(table["id"], first))
-                        mine_ranked.append(lowest_keys(fresh, seed, scan))
-                    mine_ids.append((ref.sha256, table["id"].combine_chunks()))
-                    del table
-                ids = [i for _, i in mine_ids]
-                joined = pa.concat_arrays(ids) if ids else pa.array([], pa.int64())
+                    every.append(table["id"].combine_chunks())
+                    earning = earning_rows(table, first_fresh)  # the rest earn nothing
+                    mine_skipped += NotEarning.of(table, first_fresh)
+                    if seed is not None:  # the audit asks only about rows that earn
+                        mine_ranked.append(lowest_keys(earning, seed, scan))
+                    mine_ids.append((ref.sha256, earning["id"].combine_chunks()))
+                    del table, earning
+                joined = pa.concat_arrays(every) if every else pa.array([], pa.int64())
                 if pc.count_distinct(joined).as_py() != len(joined):
                     raise _Reject("the same tweet id appears in two shards")
             except (_Reject, VerificationError, FetchError) as error:
@@ -373,22 +375,11 @@ class ManifestPipeline:
             kept.append(manifest)
             shard_ids += mine_ids
             ranked += mine_ranked
+            skipped += mine_skipped
         prepared = Prepared(item, kept, shard_ids, dropped=dropped)
-        if fresh_ms is not None:
-            first_fresh = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
-            stale = 0
-            for i, (sha, ids) in enumerate(shard_ids):
-                kept = ids.filter(pc.greater_equal(ids, first_fresh))
-                stale += len(ids) - len(kept)
-                shard_ids[i] = (sha, kept)
-            if stale:
-                prepared.notes.append(f"{stale} tweets older than the freshness bound earn nothing")
+        prepared.notes += skipped.notes()
         if seed is not None and ranked:
-            candidates = lowest_keys(pa.concat_tables(ranked), seed, scan)
-            if fresh_ms is not None:  # stale rows earn nothing, so they are never audited
-                first = pa.scalar(ms_to_id(max(fresh_ms, TWITTER_EPOCH_MS)), pa.int64())
-                candidates = candidates.filter(pc.greater_equal(candidates["id"], first))
-            prepared.candidates = candidates
+            prepared.candidates = lowest_keys(pa.concat_tables(ranked), seed, scan)
         return prepared
 
     async def _shard(self, item: WorkItem, ref, now: datetime) -> pa.Table:

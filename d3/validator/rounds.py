@@ -31,6 +31,7 @@ from d3.validator.history import new_commitments
 from d3.validator.index import TweetIndex
 from d3.validator.pipeline import ManifestPipeline, Outcome, Pending, Prepared, Rejected, WorkItem
 from d3.validator.scoring import MinerScore, ScoringParams, score_miners
+from d3.validator.silence import KeptAnswers, Replay, Silence
 from d3.validator.state import Judgement, ValidatorState, Verdict
 from d3.validator.verifier import Lookup, LookupBudget, SampleVerdict, check_sample
 
@@ -293,7 +294,7 @@ class RoundRunner:
             return
         final = min(graph.block, await self.chain.finalized_block())
         head = await self.state.queue_head(1)
-        closed: list[tuple[int, str]] = []
+        closed: list[tuple[int, int, str]] = []
         for period in await self.state.audit_periods():
             last = (period + 1) * self.scoring.period_blocks - 1
             seed_block = last + self.pipeline.limits.grace_blocks + self.audit.delay_blocks
@@ -302,58 +303,53 @@ class RoundRunner:
             block_hash = await self.chain.block_hash(seed_block)
             if block_hash is None:
                 break
-            closed.append((period, block_hash))
+            closed.append((period, seed_block, block_hash))
         answering = _Answering(self)  # whether X answers this validator, in this pass
-        for period, block_hash in reversed(closed):
+        for period, seed_block, block_hash in reversed(closed):
             # Each period and each miner stands alone: one that must wait (look-ups spent,
             # X down) holds up nobody else.
-            await self._audit_period(period, block_hash, report, final, answering)
+            await self._audit_period(period, seed_block, block_hash, report, final, answering)
         await answering.settle(final)
 
     async def _audit_period(
         self,
         period: int,
+        seed_block: int,
         block_hash: str,
         report: RoundReport,
         final: int,
         answering: _Answering,
     ) -> None:
         """Audit every miner with credit in `period` that is not audited yet. A miner that
-        must wait (look-ups spent, X down, a tweet X is silent about) waits alone; the
-        period closes when none is left."""
+        must wait (look-ups spent, X down) holds the period for everyone, so that a wait
+        never puts one miner behind another; a miner whose own picks X is silent about
+        holds only itself (silence.py): the period counts for the rest (`mark_ready`)
+        and closes when none is left."""
         assert self.audit is not None and self.lookup is not None
         credits = {h: per.get(period, 0) for h, per in (await self.index.credits()).items()}
         done = await self.state.audits()
-        waiting = False
-        for hotkey, size in allot(credits, self.audit).items():
+        holds = await self.state.holds(period)
+        allotment = allot(credits, self.audit)
+        waiting = held = False
+        # First asks before re-asks: a miner's own silence never spends the look-ups
+        # that another miner's first audit needs.
+        for hotkey in sorted(allotment, key=lambda h: (h in holds, h)):
             if period in done.get(hotkey, {}):
                 continue
             log = logger.bind(hotkey=hotkey[:10], period=period)
             pool = await self.state.candidates(hotkey, period)
+            size = allotment[hotkey]
             sample, unverifiable = draw(pool, size, seed_of(block_hash, hotkey, period))
             checked = found = altered = 0
             reason = ""
             if sample is not None:
-                distinct = pc.count_distinct(sample["id"]).as_py()  # a repeat is one look-up
-                if answering.down:  # X failed a whole look-up this pass: do not hammer it
-                    waiting = True
-                    report.audits_waiting += 1
-                    continue
-                if self.budget is not None and not self.budget.spend(distinct, time.time()):
-                    log.info("audit waits for look-up budget ({} needed)", distinct)
-                    waiting = True
-                    report.audits_waiting += 1
-                    continue
-                answer = await check_sample(sample, self.lookup)
-                if answer.checked:
-                    silent = set(answer.silent)
-                    await answering.saw(i for i in sample["id"].to_pylist() if i not in silent)
-                if answer.silent and not await self._silence_expired(
-                    hotkey, period, answer, final, answering, log
-                ):
-                    if self.budget is not None:  # the whole sample is asked again later
-                        self.budget.refund(distinct)
-                    waiting = True
+                hold = holds.get(hotkey)
+                answer = await self._ask(
+                    hotkey, period, sample, hold, seed_block, final, answering, log
+                )
+                if not isinstance(answer, SampleVerdict):
+                    waiting = waiting or answer is _WAIT
+                    held = held or answer is _HELD
                     report.audits_waiting += 1
                     continue
                 checked = answer.checked + answer.unanswered  # silent ones: not found
@@ -393,64 +389,96 @@ class RoundRunner:
                 credits[hotkey] * num // den,
                 credits[hotkey],
             )
-        if not waiting:
+        if waiting:
+            return
+        if held:
+            await self.state.mark_ready(period)
+        else:
             await self.state.close_audit_period(period)
 
-    async def _silence_expired(
+    async def _ask(
         self,
         hotkey: str,
         period: int,
-        answer: SampleVerdict,
+        sample: pa.Table,
+        hold: tuple[Silence, KeptAnswers] | None,
+        seed_block: int,
         final: int,
         answering: _Answering,
         log,
-    ) -> bool:
-        """Whether the tweets X gave no answer for now count as not found (else the audit
-        waits). Only per-ID silence ever does: X answered other tweets of this look-up, or
-        answers a probe now, and has been silent about these since at least
-        `max_wait_blocks` ago. An outage (X answers nothing) starts no timer and ends
-        none, however long it lasts."""
-        assert self.audit is not None
-        if answer.outage and not answering.answered:
+    ) -> SampleVerdict | str:
+        """X's verdict on one miner's sample (silent picks in it count as not found), or
+        why it waits: `_HELD` on its own silent picks (`hold`: what X was silent about, and
+        what it answered), `_WAIT` for X or look-ups, which holds the period for all."""
+        assert self.audit is not None and self.lookup is not None
+        silence, kept = hold if hold is not None else (None, KeptAnswers())
+        if silence is None:
+            ask = list(dict.fromkeys(sample["id"].to_pylist()))
+        else:
+            ask = silence.to_ask(final, seed_block, self.audit)
+            if not ask:
+                return _HELD  # asked again at silence.next_ask
+        still = _WAIT if silence is None else _HELD
+        if answering.down:  # X failed a whole look-up this pass: do not hammer it
+            return still
+        if self.budget is not None and not self.budget.spend(len(ask), time.time()):
+            log.info("audit waits for look-up budget ({} needed)", len(ask))
+            return still
+        replay = Replay(self.lookup, kept, ask)
+        answer = await check_sample(sample, replay)
+        if replay.answered:
+            await answering.saw(i for i in ask if i in replay.fresh.found)
+        if not answer.silent or answer.altered:
+            return answer  # complete, or failed whatever the silent picks would say
+        if replay.fresh.outage and not answering.answered:
             answering.down = True  # the rest of this pass waits without asking
         known: bool | None = False  # whether X answers this validator now (None: unknown)
-        if not answer.outage:
-            known = True if answer.checked else await answering.now()
+        if not replay.fresh.outage:
+            known = True if replay.answered else await answering.now()
         if not known:
-            if known is None:  # nothing tells yet: decided at the end of the pass
-                answering.later(hotkey, period, answer.silent)
+            if self.budget is not None and not replay.answered:
+                self.budget.refund(len(ask))  # no answer: asked again
+            if known is None and silence is None:  # nothing tells yet: decided at the end
+                answering.later(hotkey, period, answer.silent, kept)
             log.info(
                 "audit waits: X answers no look-up now (an outage: nothing counts against "
                 "any miner, however long it lasts)"
             )
-            return False
-        since = await self.state.silence(hotkey, period, answer.silent, final)
-        until = since + self.audit.max_wait_blocks
-        if final < until:
-            log.info(
-                "audit waits: X answers other look-ups but not {} of this sample's tweets "
-                "(silent since block {}; they count as not found from block {})",
+            return still
+        first = final if silence is None else silence.first
+        now = Silence(first, final, tuple(sorted(answer.silent)))
+        deadline = now.deadline(seed_block, self.audit)
+        if final >= deadline:
+            log.warning(
+                "X answered other look-ups but not {} of this sample's tweets, asked from "
+                "block {} to {} (the deadline: block {}): counted as not found",
                 len(answer.silent),
-                since,
-                until,
+                first,
+                final,
+                deadline,
             )
-            return False
-        log.warning(
-            "X answered other look-ups but not {} of this sample's tweets for {} blocks: "
-            "counted as not found",
+            return answer
+        await self.state.hold(hotkey, period, now, kept)
+        log.info(
+            "audit of this miner waits: X answers other look-ups but not {} of its sampled "
+            "tweets (silent since block {}; asked again from block {}, counted as not found "
+            "if still silent from block {}); the period counts for every other miner",
             len(answer.silent),
-            final - since,
+            first,
+            now.next_ask(seed_block, self.audit),
+            deadline,
         )
-        return True
+        return _HELD
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
         factors = evidence = None
         if self.audit is not None:
-            # A period counts for every miner once every miner's audit of it is done, and
+            # A period counts for every miner once every miner's audit of it is done (or
+            # waits on its own silent picks: that miner's credit of it waits alone), and
             # for nobody before: an audit that waits (X down, budget) never puts one miner
             # behind the others, and a bootstrapping validator scores what it has audited.
-            unfinished = set(await self.state.audit_periods())
+            unfinished = set(await self.state.audit_periods()) - await self.state.ready_periods()
             audits = {
                 h: {p: r for p, r in per.items() if p not in unfinished}
                 for h, per in (await self.state.audits()).items()
@@ -488,6 +516,10 @@ class RoundRunner:
         return verdict
 
 
+_HELD = "held"  # a miner's audit waits on its own silent picks: it alone waits
+_WAIT = "wait"  # it waits for X or look-ups: the period waits for everyone
+
+
 class _Answering:
     """Whether X answers this validator's look-ups, within one audit pass: yes once any
     look-up of the pass got an answer; before that, a probe (a look-up of one tweet X
@@ -503,7 +535,7 @@ class _Answering:
         self.answered = False
         self.down = False  # a look-up failed whole (an outage) before any was answered
         self.probed: bool | None = None
-        self._later: list[tuple[str, int, list[int]]] = []
+        self._later: list[tuple[str, int, list[int], KeptAnswers]] = []
 
     async def saw(self, ids: Iterable[int]) -> None:
         """A look-up of this pass got answers, for `ids` among others: keep one of them
@@ -523,15 +555,16 @@ class _Answering:
             self.probed = await self._probe()
         return self.probed
 
-    def later(self, hotkey: str, period: int, silent: list[int]) -> None:
-        self._later.append((hotkey, period, silent))
+    def later(self, hotkey: str, period: int, silent: list[int], kept: KeptAnswers) -> None:
+        self._later.append((hotkey, period, silent, kept))
 
     async def settle(self, block: int) -> None:
         """X answered later in the pass: the silence of samples decided before that was
-        per-ID silence after all, and its timers start now."""
+        per-ID silence after all, and holds only those miners from now on."""
         if self.answered:
-            for hotkey, period, silent in self._later:
-                await self.runner.state.silence(hotkey, period, silent, block)
+            for hotkey, period, silent, kept in self._later:
+                silence = Silence(block, block, tuple(sorted(silent)))
+                await self.runner.state.hold(hotkey, period, silence, kept)
 
     async def _probe(self) -> bool | None:
         runner = self.runner

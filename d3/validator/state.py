@@ -11,8 +11,9 @@ it replays history and rebuilds the same thing. Per hotkey:
   verdicts, credibility is computed over the scoring window: one outcome per miner-period
   (`window_credibility`), so every validator computes the same credibility;
 - the *audits*: period -> what X said about the miner's sample, and the credibility
-  verdict that audit gave; while an audit waits on a tweet X is silent about, the block
-  that silence was first seen at (the `max_wait_blocks` timer).
+  verdict that audit gave; while an audit waits on tweets X is silent about, those
+  tweets with the blocks they were first and last asked at, and what X answered about
+  the rest of the sample (silence.py).
 
 And one *queue* of commitments read but not yet judged, in global (block, hotkey) order.
 Every write is one MULTI transaction on keys sharing one hash tag (one cluster slot), and
@@ -31,6 +32,7 @@ from loguru import logger
 from d3.chain.interface import CommitmentRecord
 from d3.validator.audit import AuditResult, CandidateSet, table_from_bytes
 from d3.validator.scoring import CREDIBILITY_ALPHA, INITIAL_CREDIBILITY, update_credibility
+from d3.validator.silence import KeptAnswers, Silence
 
 # Bumped when the layout changes; a validator that finds another version rebuilds from chain.
 STATE_VERSION = "2"
@@ -298,18 +300,38 @@ class ValidatorState:
             tx.hset(self._key("averdicts", hotkey), str(period), verdict.to_json())
             tx.hset(self._key("averdict_blocks", hotkey), str(period), verdict.block)
             tx.hdel(self._key("silence"), f"{hotkey}:{period}")
+            tx.hdel(self._key("kept"), f"{hotkey}:{period}")
             await tx.execute()
 
-    async def silence(self, hotkey: str, period: int, ids: Iterable[int], block: int) -> int:
-        """Note that X stayed silent about `ids` of this miner's sample at `block` while it
-        answered other look-ups; returns the latest block one of them was first seen
-        silent at (the timer that ends last). IDs no longer silent are forgotten."""
+    async def holds(self, period: int) -> dict[str, tuple[Silence, KeptAnswers]]:
+        """hotkey -> its silent picks of `period` and what X answered about the rest."""
+        raw = await self.redis.hgetall(self._key("silence"))
+        suffix = f":{period}"
+        held = {_text(f)[: -len(suffix)]: v for f, v in raw.items() if _text(f).endswith(suffix)}
+        if not held:
+            return {}
+        fields = [f"{h}{suffix}" for h in sorted(held)]
+        kept = await self.redis.hmget(self._key("kept"), fields)
+        return {
+            hotkey: (Silence.from_json(held[hotkey]), KeptAnswers.from_json(answers))
+            for hotkey, answers in zip(sorted(held), kept, strict=True)
+        }
+
+    async def hold(self, hotkey: str, period: int, silence: Silence, kept: KeptAnswers) -> None:
+        """This miner's audit of `period` waits on its silent picks (silence.py)."""
         field = f"{hotkey}:{period}"
-        raw = await self.redis.hget(self._key("silence"), field)
-        before = {int(k): v for k, v in json.loads(raw).items()} if raw else {}
-        since = {i: before.get(i, block) for i in ids}
-        await self.redis.hset(self._key("silence"), field, json.dumps(since, sort_keys=True))
-        return max(since.values(), default=block)
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hset(self._key("silence"), field, silence.to_json())
+            tx.hset(self._key("kept"), field, kept.to_json())
+            await tx.execute()
+
+    async def mark_ready(self, period: int) -> None:
+        """Every miner of `period` is audited but those its own silence holds: the
+        period counts for the rest (`ready_periods`)."""
+        await self.redis.sadd(self._key("audit_ready"), period)
+
+    async def ready_periods(self) -> set[int]:
+        return {int(p) for p in await self.redis.smembers(self._key("audit_ready"))}
 
     async def audits(self) -> dict[str, dict[int, AuditResult]]:
         hotkeys = sorted(_text(h) for h in await self.redis.smembers(self._key("hotkeys")))
@@ -350,6 +372,8 @@ class ValidatorState:
                 if fields:
                     await self.redis.hdel(key, *fields)
             await self.redis.hdel(self._key("silence"), f"{hotkey}:{period}")
+            await self.redis.hdel(self._key("kept"), f"{hotkey}:{period}")
+        await self.redis.srem(self._key("audit_ready"), period)
         await self.redis.srem(self._key("audit_periods"), period)
 
     async def verdicts(self, hotkey: str) -> list[Verdict]:

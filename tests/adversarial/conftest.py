@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from loguru import logger
 
@@ -31,7 +32,10 @@ def logs() -> Iterator[LogBook]:
 @dataclass
 class XWorld:
     server: LocalXServer
-    tweets: pa.Table  # every corpus tweet, as a scraper normalised it, sorted by id
+    # Every corpus tweet as a scraper normalised it, sorted by id: the ones that earn
+    # credit, and the retweets, which earn nothing (d3/earning.py).
+    tweets: pa.Table
+    retweets: pa.Table
 
     def lookup(self) -> Lookup:
         """The validator's look-up: XApiSource (tweepy) against the local X server."""
@@ -46,5 +50,6 @@ def x_world() -> Iterator[XWorld]:
         source = XApiSource(server.token, api_base_url=server.base_url, max_retries=0)
         scraped = asyncio.run(source.lookup(server.corpus.ids))
         assert len(scraped.found) == len(server.corpus.ids)
-        records = sorted(scraped.found.values(), key=lambda r: r.id)
-        yield XWorld(server, records_to_table(records))
+        table = records_to_table(sorted(scraped.found.values(), key=lambda r: r.id))
+        retweet = pc.is_valid(table["retweeted_id"])
+        yield XWorld(server, table.filter(pc.invert(retweet)), table.filter(retweet))

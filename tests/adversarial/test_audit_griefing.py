@@ -26,7 +26,9 @@ WAIT = 100  # max_wait_blocks in these tests (7,200 in production)
 
 
 def _short_wait(runner) -> None:
-    runner.audit = runner.pipeline.audit = dataclasses.replace(AUDIT, max_wait_blocks=WAIT)
+    runner.audit = runner.pipeline.audit = dataclasses.replace(
+        AUDIT, max_wait_blocks=WAIT, silence_confirm_blocks=WAIT
+    )
 
 
 class _Switch:
@@ -95,12 +97,15 @@ def test_an_x_outage_longer_than_max_wait_changes_no_miners_credit_or_credibilit
     }
 
 
-def test_per_id_silence_counts_from_when_it_is_seen_not_from_the_seed(net, redis_url, x_world):
+def test_per_id_silence_first_seen_past_its_deadline_is_asked_again_before_it_counts(
+    net, redis_url, x_world
+):
     """A validator that audits a period long after its seed (it bootstraps, or its X
     access was down) and finds X silent about one miner's tweets while X answers the
-    others' does not count them as not found at once: the silence has to last
-    `max_wait_blocks` from when this validator first saw it. Then they count as not found,
-    so a miner whose tweets X stays silent about cannot hold the period back forever."""
+    others' does not count them as not found at once, though the deadline on chain (seed
+    + `max_wait_blocks`) is past: it asks again `silence_confirm_blocks` later. Then they
+    count as not found, so a miner whose tweets X stays silent about cannot hold its
+    period back forever."""
     honest = x_world.tweets.slice(0, SAMPLE)
     silent_table = x_world.tweets.slice(200, SAMPLE)
     silent_ids = set(silent_table["id"].to_pylist())

@@ -116,10 +116,13 @@ def test_one_huge_invented_commitment_cannot_hide_behind_many_real_ones():
     assert sum(credited) / len(credited) < 1.1 * 144 * 1000  # its real tweets, and no more
 
 
-def test_a_period_counts_for_nobody_until_every_miner_of_it_is_audited(net, redis_url):
-    """X stays silent about one miner's tweets: that period waits for everyone (a waiting
-    audit never puts one miner behind the rest), until the silence has lasted
-    `max_wait_blocks`, when the silent tweets count as not found."""
+def test_silence_about_one_miners_tweets_holds_only_that_miners_credit(net, redis_url):
+    """X stays silent about one miner's tweets while it answers the other's: the period
+    counts at once for the miner X answered about, and waits for the silent one alone,
+    until its seed block plus `max_wait_blocks` (and an ask `silence_confirm_blocks` after
+    the first), when the silent tweets count as not found. (The old rule held the period
+    for everyone for a day: a miner could freeze the whole subnet's credit with tweets
+    that Apify says nothing about.)"""
     honest_table, staller_table = synthetic_table(40, seed=63), synthetic_table(40, seed=64)
     silent = set(staller_table["id"].to_pylist())
 
@@ -138,7 +141,7 @@ def test_a_period_counts_for_nobody_until_every_miner_of_it_is_audited(net, redi
                 )
                 assert (await chains[name].commit(published.commitment)).ok
             lookup = SilentOnSome(honest_table, staller_table)
-            audit = dataclasses.replace(TEST_AUDIT, max_wait_blocks=100)
+            audit = dataclasses.replace(TEST_AUDIT, max_wait_blocks=100, silence_confirm_blocks=50)
             runner = make_runner(chains["validator"], redis_url, lookup, audit=audit)
             net.dev.advance(1)
             await runner.process(await chains["validator"].metagraph())
@@ -159,8 +162,8 @@ def test_a_period_counts_for_nobody_until_every_miner_of_it_is_audited(net, redi
     first, again, scores, open_periods, late, final, chains = run(body())
     assert first.audited == 1 and again.audited == 0  # the honest miner, once
     assert first.audits_waiting == again.audits_waiting == 1
-    assert scores[chains["honest"].hotkey].unique == 0  # the period counts for nobody yet
-    assert scores[chains["staller"].hotkey].unique == 0
+    assert scores[chains["honest"].hotkey].unique == 40  # the period counts for it
+    assert scores[chains["staller"].hotkey].unique == 0  # and waits for the silent one
     assert open_periods == [0]  # the period stays open for the one that waits
     assert late.audited == 1 and late.audits_waiting == 0
     assert final[chains["staller"].hotkey].unique == 0  # nothing X would vouch for

@@ -1,0 +1,132 @@
+"""Per-ID silence: sampled tweets X says nothing about while it answers other look-ups.
+
+Some look-up sources cannot say "no such tweet": Apify returns only what it found, and
+twscrape gives no answer it can compare for a retweet. So a miner can make its own picks
+silent (invented or deleted tweets on an Apify validator), and the rules for silence are
+written against that miner:
+
+- **It holds only the silent miner.** Its period's credit waits (counts nothing) until
+  the silence ends or expires; every other miner's audit of that period counts as soon
+  as it is done (`RoundRunner._audit_period` marks such a period ready). An outage (X
+  answers nothing) still holds the whole period: that is the validator's failure, and
+  must never put one miner behind another.
+- **The deadline is on chain,** so validators agree on it: the seed block plus
+  `max_wait_blocks`, and at least `silence_confirm_blocks` after this validator first
+  saw the silence (a validator that audits late still asks twice, an hour apart). At the
+  deadline every still-silent tweet is asked once more; silent again while X answers, it
+  counts as not found.
+- **Re-asks back off and ask only what is silent.** What X answered is kept
+  (`KeptAnswers`), so a re-ask asks only silent IDs, at most `min_per_miner` of them,
+  after a wait that doubles from `reask_blocks`: a miner that keeps thousands of picks
+  silent costs the validator about its own allotment twice over a day, not once a round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from d3.record import TweetRecord
+from d3.validator.audit import AuditParams
+from d3.validator.verifier import Lookup, LookupAnswer
+
+
+@dataclass(frozen=True)
+class Silence:
+    """One miner-period's silent picks as this validator saw them: the block it first saw
+    them at, the block it last asked X, and the distinct IDs still silent (sorted)."""
+
+    first: int
+    last: int
+    ids: tuple[int, ...]
+
+    def deadline(self, seed_block: int, params: AuditParams) -> int:
+        """From this block on, tweets still silent at an ask count as not found."""
+        return max(seed_block + params.max_wait_blocks, self.first + params.silence_confirm_blocks)
+
+    def next_ask(self, seed_block: int, params: AuditParams) -> int:
+        """When X is asked again: the wait doubles from `reask_blocks` (25, 50, 100, ...
+        blocks after the first sight), and the deadline is always asked at."""
+        wait = max(params.reask_blocks, self.last - self.first)
+        return min(self.last + wait, self.deadline(seed_block, params))
+
+    def to_ask(self, final: int, seed_block: int, params: AuditParams) -> list[int]:
+        """The IDs to ask X about at block `final`: none before the next ask, every
+        silent one at the deadline, else the first `min_per_miner` (an honest miner's
+        silence is a few tweets; a bigger one is the miner's own doing, and waits)."""
+        if final < self.next_ask(seed_block, params):
+            return []
+        if final >= self.deadline(seed_block, params):
+            return list(self.ids)
+        return list(self.ids[: params.min_per_miner])
+
+    def to_json(self) -> str:
+        return json.dumps({"first": self.first, "last": self.last, "ids": list(self.ids)})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Silence:
+        doc = json.loads(raw)
+        if "first" not in doc:  # the earlier layout: {id: the block first seen at}
+            seen = {int(k): int(v) for k, v in doc.items()}
+            first = min(seen.values(), default=0)
+            return cls(first, max(seen.values(), default=0), tuple(sorted(seen)))
+        return cls(int(doc["first"]), int(doc["last"]), tuple(int(i) for i in doc["ids"]))
+
+
+@dataclass
+class KeptAnswers:
+    """What X answered about a held miner's sample, so a re-ask asks only the rest."""
+
+    found: dict[int, TweetRecord] = field(default_factory=dict)
+    missing: set[int] = field(default_factory=set)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "found": [r.model_dump(mode="json") for _, r in sorted(self.found.items())],
+                "missing": sorted(self.missing),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | None) -> KeptAnswers:
+        if raw is None:
+            return cls()
+        doc = json.loads(raw)
+        records = (TweetRecord.model_validate(r) for r in doc["found"])
+        return cls({r.id: r for r in records}, {int(i) for i in doc["missing"]})
+
+
+class Replay:
+    """A look-up that answers kept IDs from `kept` and asks X only about `ask`; every
+    other ID is silent. After the call, `fresh` is X's own answer (what tells whether X
+    answers now) and `kept` holds everything answered so far."""
+
+    def __init__(self, lookup: Lookup, kept: KeptAnswers, ask: Collection[int]):
+        self._lookup = lookup
+        self.kept = kept
+        self._ask = set(ask)
+        self.fresh = LookupAnswer(found={})
+        self.asked = 0
+
+    async def __call__(self, ids: Sequence[int]) -> LookupAnswer:
+        wanted = [i for i in ids if i in self._ask]
+        self.asked = len(wanted)
+        if wanted:
+            self.fresh = await self._lookup(wanted)
+        self.kept.found.update(self.fresh.found)
+        self.kept.missing |= self.fresh.missing - self.kept.found.keys()
+        found = {i: self.kept.found[i] for i in ids if i in self.kept.found}
+        missing = {i for i in ids if i in self.kept.missing and i not in found}
+        return LookupAnswer(
+            found=found,
+            missing=missing,
+            failed=set(ids) - found.keys() - missing,
+            outage=self.fresh.outage,
+        )
+
+    @property
+    def answered(self) -> bool:
+        """Whether X answered any ID of this ask (found or not found: both are answers)."""
+        return bool(self.fresh.found or self.fresh.missing)

@@ -1,0 +1,73 @@
+"""The silence schedule and what a held audit keeps (d3/validator/silence.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from d3.record import TweetRecord
+from d3.snowflake import datetime_to_id
+from d3.validator.audit import AuditParams
+from d3.validator.silence import KeptAnswers, Silence
+
+PARAMS = AuditParams(max_wait_blocks=7_200, silence_confirm_blocks=300, reask_blocks=25)
+SEED = 10_000
+
+
+def _asks(first: int, rounds_every: int, until: int) -> list[int]:
+    """The blocks a validator polling every `rounds_every` blocks asks X at."""
+    silence = Silence(first, first, tuple(range(20)))
+    asked = [first]
+    for block in range(first + rounds_every, until, rounds_every):
+        ids = silence.to_ask(block, SEED, PARAMS)
+        if ids:
+            asked.append(block)
+            if block >= silence.deadline(SEED, PARAMS):
+                assert ids == list(silence.ids)  # the deadline asks every silent one
+                break
+            assert ids == list(silence.ids[: PARAMS.min_per_miner])
+            silence = Silence(silence.first, block, silence.ids)
+    return asked
+
+
+def test_re_asks_double_their_wait_and_the_deadline_is_always_asked():
+    asked = _asks(SEED, 1, SEED + 8_000)
+    gaps = [b - SEED for b in asked]
+    assert gaps == [0, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 7200]
+
+
+def test_the_deadline_is_the_same_for_any_first_sight_early_enough():
+    """Two validators that first saw the silence at different blocks, and poll at
+    different cadences, reach the same deadline block from the chain."""
+    late = SEED + PARAMS.max_wait_blocks - PARAMS.silence_confirm_blocks
+    for first in (SEED, SEED + 7, SEED + 1_000, late):
+        assert Silence(first, first, (1,)).deadline(SEED, PARAMS) == SEED + 7_200
+    # First seen later than that: asked again an hour after the first sight.
+    assert Silence(late + 1, late + 1, (1,)).deadline(SEED, PARAMS) == late + 301
+    for every in (1, 3, 10, 97):
+        assert _asks(SEED + 5, every, SEED + 9_000)[-1] - SEED in range(7_200, 7_200 + every)
+
+
+def test_the_earlier_layout_of_a_silence_still_reads():
+    silence = Silence.from_json('{"17": 1200, "5": 1100}')
+    assert silence == Silence(1100, 1200, (5, 17))
+    assert Silence.from_json(silence.to_json()) == silence
+
+
+def test_kept_answers_round_trip_whole_records():
+    posted = datetime(2026, 1, 1, tzinfo=UTC)
+    tweet_id = datetime_to_id(posted)
+    record = TweetRecord(
+        id=tweet_id,
+        text="a &amp; b",
+        created_at=posted,
+        author_id=7,
+        author_username="someone",
+        hashtags=["ai"],
+        url=f"https://x.com/someone/status/{tweet_id}",
+        source="x_api",
+        scraped_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    kept = KeptAnswers({record.id: record}, {5, 3})
+    again = KeptAnswers.from_json(kept.to_json())
+    assert again.found == {record.id: record} and again.missing == {3, 5}
+    assert KeptAnswers.from_json(None) == KeptAnswers()
