@@ -349,7 +349,9 @@ class ApifySource:
                 continue
             asked = set(batch)
             for item in items:
-                if not is_tweet_item(item) or is_retweet_item(item):
+                # A retweet is returned as one (`retweeted_id` set): retweets earn nothing,
+                # so a validator asks about one only when a row claims it is not one.
+                if not is_tweet_item(item):
                     continue
                 try:
                     record = item_to_record(item, self.name, now)

@@ -505,9 +505,8 @@ class TwscrapeSource:
             gone = any(marker in str(body) for marker in _GONE_MARKERS)
             (result.missing if gone else result.failed).add(tweet_id)
             return
-        if is_retweet(tweet):
-            result.failed.add(tweet_id)  # its text cannot match X's: no signal either way
-            return
+        # A retweet is returned as one (`retweeted_id` set): retweets earn nothing, so a
+        # validator asks about one only when a row claims it is not one, an alteration.
         try:
             result.found[tweet_id] = tweet_to_record(tweet, self.name, now, note_hashtags(body))
         except ValueError as exc:

@@ -437,7 +437,8 @@ class HubBuilder:
             "the hash of a signed manifest listing it on chain, and published it; a validator "
             "read every commitment from chain history, checked every row's structure "
             "(schema, snowflake time, URL), credited each tweet to its first committer only "
-            "(by commit block, then hotkey), and "
+            "(by commit block, then hotkey; retweets are not credited, so they are not here: "
+            "their originals are, when a miner brought them), and "
             + (
                 "audited each miner's new tweets of each period on X. A period's rows are "
                 "published only once its audit passed: a miner-period whose audit failed "

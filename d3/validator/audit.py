@@ -24,8 +24,8 @@ not spent per manifest. Instead:
 4. **Silence is not an outage.** When X answers nothing (an outage, refused credentials,
    the usage cap, the look-up budget), the audit waits as long as it takes and nothing
    counts against anyone. Only a tweet X stays silent about while it answers the
-   validator's other look-ups counts as not found, from `max_wait_blocks` after the seed
-   block, and meanwhile it holds only its own miner's period (silence.py).
+   validator's other look-ups counts as not found: at once, provisionally, and for good
+   if still silent `max_wait_blocks` after the seed block (silence.py).
 """
 
 from __future__ import annotations
@@ -59,17 +59,15 @@ class AuditParams:
     scan_rows: int = 256  # the fewest rows ranked per commitment to find them among
     delay_blocks: int = 1  # the seed block: this many blocks after the grace period
     # A sampled tweet X stays silent about while it answers this validator's other
-    # look-ups (in the same call, or a probe of a tweet it answered before) holds its
-    # miner's period, and counts as not found when still silent at an ask this many
-    # blocks after the period's seed block: one silent tweet cannot hold it forever. A
-    # look-up X answers nothing of (an outage) ends no wait: the audit waits, however long.
+    # look-ups (in the same call, or a probe of tweets it answered before) counts as not
+    # found at once, provisionally, and for good when still silent at an ask this many
+    # blocks after the period's seed block. A look-up X answers nothing of (an outage)
+    # ends no wait: the audit waits, however long.
     max_wait_blocks: int = 7_200
-    # Silence counts as not found only at an ask this many blocks or more after this
-    # validator first saw it (one that audits late still asks twice, an hour apart), and
-    # a held miner's silent tweets are asked again after a wait that doubles from
-    # `reask_blocks` (d3/validator/silence.py).
+    # Silent picks are asked again this many blocks after this validator first saw them,
+    # and stay not found for good only at an ask this long after it, at the earliest (one
+    # that audits late still asks twice, an hour apart; d3/validator/silence.py).
     silence_confirm_blocks: int = 300
-    reask_blocks: int = 25
     # The key that ranks a commitment's rows comes from the block this many blocks after
     # the commit; None (production) means just after its grace period, when the miner can
     # no longer upload or withhold anything: it cannot see the key before it decides.

@@ -103,18 +103,18 @@ def _constants() -> str:
             "`draw` in `d3/validator/audit.py`: which candidates are looked up",
         ),
         (
-            "audit max wait",
-            f"{params.max_wait_blocks:,} blocks after the seed block, and an ask at least "
-            f"{params.silence_confirm_blocks:,} blocks after the first sight",
-            "`d3/validator/silence.py`: when a sampled tweet X stays silent about while it "
-            "answers other look-ups counts as not found; an outage never expires",
+            "silence deadline",
+            f"the seed block + {params.max_wait_blocks:,} blocks, or "
+            f"{params.silence_confirm_blocks:,} blocks after the first sight if later",
+            "`d3/validator/silence.py`: a sampled tweet X stays silent about while it "
+            "answers other look-ups counts as not found at once, provisionally, and for "
+            "good if still silent at the deadline's ask; an outage never expires",
         ),
         (
-            "re-ask wait",
-            f"doubling from {params.reask_blocks} blocks; at most `min_per_miner` IDs, "
-            "all of them at the deadline",
-            "`d3/validator/silence.py`: when and how much a miner held by its own silent "
-            "picks is asked again",
+            "silence re-asks",
+            f"{params.silence_confirm_blocks:,} blocks after the first sight, and at the "
+            "deadline; only the silent IDs",
+            "`d3/validator/silence.py`: when a provisional result is revised",
         ),
         (
             "count tolerance",
@@ -219,9 +219,11 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   earliest commitment whose chain contains it.
 - **Every commitment is judged.** Accepted, rejected with a reason (which lowers its
   period's credibility outcome by its share), or neutral: text that is not a D3
-  commitment, a manifest already judged with an earlier commitment, or a validator-side
-  failure. A commitment whose data is not
-  there yet holds back every later one for at most the grace period; then it is rejected.
+  commitment, a manifest already judged with an earlier commitment, a validator-side
+  failure, or an acceptance that earned nothing (only copies, retweets or stale rows:
+  such commitments cost nothing to make, so they cannot dilute a rejection). A
+  commitment whose data is not there yet holds back every later one for at most the
+  grace period; then it is rejected.
 - **The horizon.** Credit counts for `WINDOW_PERIODS` periods, and a tweet earns credit in a
   commitment only if it was created after the timestamp of the block `FRESH_PERIODS`
   periods before that commitment's period. A tweet first committed before the horizon
@@ -299,22 +301,26 @@ at stake (`d3/validator/audit.py`):
    nobody before): a waiting audit never puts one miner behind the others, and no
    weights come from a half-audited period. Only *per-ID silence* ever ends in "not
    found": X answers other tweets of the same look-up (or a probe of a tweet it answered
-   before) but neither returns this one nor says it does not exist. A miner can cause
-   that on purpose (Apify says nothing about invented or deleted tweets), so it holds
-   only that miner: the period counts for every other miner as soon as their audits
-   are done, and the silent miner's credit of it waits. What X answered is kept; the
-   silent tweets are asked again, at most `min_per_miner` at a time, after waits that
-   double from {audit.AuditParams.reask_blocks} blocks, and they count as not found when
-   still silent at an ask from the *deadline* on: the seed block plus `max_wait_blocks`
-   ({audit.AuditParams.max_wait_blocks:,}), and at least `silence_confirm_blocks`
-   ({audit.AuditParams.silence_confirm_blocks:,}) after this validator first saw the
-   silence. The deadline comes from the chain, so validators that first saw the
-   silence at different blocks count it at the same one. An altered tweet in the sample
-   fails the audit at once, whatever the silent picks would say. One silent tweet
-   cannot hold a period back forever, and no outage, however long, expires into "not
-   found". What each source's answers mean is in `docs/protocol.md`, "What a look-up
-   compares": X's per-ID errors (deleted, protected or suspended author, withheld) are
-   answers, not found at once.
+   before, of other miners' samples) but neither returns this one nor says it does not
+   exist. Apify says nothing about deleted or invented tweets, so a miner can cause that
+   on purpose, and so can anyone who deletes a tweet a rival scraped. So it holds
+   nothing back: the miner's audit is recorded at once with its silent picks as not
+   found (*provisional*: what an X API validator concludes for a deleted or invented
+   tweet), and the period counts for every miner. What X answered is kept, and the
+   silent tweets alone are asked again twice: `silence_confirm_blocks`
+   ({audit.AuditParams.silence_confirm_blocks:,}) blocks after this validator first saw
+   them, which clears a passing glitch, and at the *deadline*, the seed block plus
+   `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}), or
+   `silence_confirm_blocks` after the first sight if that is later. An answer revises
+   the result (found, not found, or altered); still silent at the deadline's ask while
+   X answers, the picks stay not found for good, and the period closes (the hub
+   publishes it then). The deadline comes from the chain, so validators that first saw
+   the silence before the deadline less `silence_confirm_blocks` make it final at the
+   same block. An altered tweet in the sample fails the audit at once, whatever the
+   silent picks would say. No outage, however long, expires into "not found". What
+   each source's answers mean is in `docs/protocol.md`, "What a look-up compares": X's
+   per-ID errors (deleted, protected or suspended author, withheld) are answers, not
+   found at once.
 
 Inventing a share `f` of one's new tweets therefore removes, in expectation, exactly that
 share of one's credit (so it cannot raise the expected credit above the real tweets'),
@@ -455,12 +461,15 @@ docs-only attack review of the mechanism):
 - **Availability after acceptance.** Data a host serves to some validators only, or
   deletes after the audit, is judged differently by a validator that bootstraps later.
   Planned: validators and the hub mirror accepted manifests and shards by hash.
-- **Per-ID silence can be caused on purpose.** Apify says nothing about deleted or
-  invented tweets, so on an Apify validator a miner can make its own picks silent. That
-  holds only its own credit of the period until the deadline (about a day), and costs
-  the validator about twice that miner's allotment of look-ups; an X API validator
-  counts the same picks as not found at once, so the two reach the same result a day
-  apart. Prefer `--verify.lookup_kind x_api`.
+- **Look-up sources differ.** A request that fails while the same look-up's others
+  are answered (a 503 on one batch of 100) is per-ID silence for its IDs: its picks
+  count as not found until a re-ask answers, an hour later at the earliest, so a
+  validator's own trouble can cost a miner for that hour. Apify leaves out tweets it
+  cannot show, real ones included, and twscrape marks age-restricted tweets gone: each
+  validator counts its own source's answers, so validators on different sources can
+  reach different results for the same picks. Prefer `--verify.lookup_kind x_api`.
+  Planned: a request that fails is asked again split in halves until the failing ID is
+  alone, and one outcome table every source's answers are normalised to.
 """
 
 

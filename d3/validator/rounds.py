@@ -16,6 +16,7 @@ others' credit but never steal it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -309,7 +310,7 @@ class RoundRunner:
             # Each period and each miner stands alone: one that must wait (look-ups spent,
             # X down) holds up nobody else.
             await self._audit_period(period, seed_block, block_hash, report, final, answering)
-        await answering.settle(final)
+        await answering.settle(final, report)
 
     async def _audit_period(
         self,
@@ -322,73 +323,43 @@ class RoundRunner:
     ) -> None:
         """Audit every miner with credit in `period` that is not audited yet. A miner that
         must wait (look-ups spent, X down) holds the period for everyone, so that a wait
-        never puts one miner behind another; a miner whose own picks X is silent about
-        holds only itself (silence.py): the period counts for the rest (`mark_ready`)
-        and closes when none is left."""
+        never puts one miner behind another. A miner whose picks X is silent about gets a
+        provisional result at once, its silent picks counted as not found, and is asked
+        again until the deadline (silence.py): the period counts for everyone meanwhile
+        (`mark_ready`), and closes when no miner is left to ask."""
         assert self.audit is not None and self.lookup is not None
         credits = {h: per.get(period, 0) for h, per in (await self.index.credits()).items()}
         done = await self.state.audits()
         holds = await self.state.holds(period)
         allotment = allot(credits, self.audit)
         waiting = held = False
-        # First asks before re-asks: a miner's own silence never spends the look-ups
-        # that another miner's first audit needs.
+        # First asks before re-asks: silent picks never spend the look-ups that another
+        # miner's first audit needs.
         for hotkey in sorted(allotment, key=lambda h: (h in holds, h)):
-            if period in done.get(hotkey, {}):
+            hold = holds.get(hotkey)
+            if period in done.get(hotkey, {}) and hold is None:
                 continue
             log = logger.bind(hotkey=hotkey[:10], period=period)
             pool = await self.state.candidates(hotkey, period)
             size = allotment[hotkey]
             sample, unverifiable = draw(pool, size, seed_of(block_hash, hotkey, period))
-            checked = found = altered = 0
-            reason = ""
+            ask = _Ask(hotkey, period, credits[hotkey], sample, unverifiable, seed_block)
+            answer: SampleVerdict | None = None
+            again: tuple[Silence, KeptAnswers] | None = None
             if sample is not None:
-                hold = holds.get(hotkey)
-                answer = await self._ask(
-                    hotkey, period, sample, hold, seed_block, final, answering, log
-                )
-                if not isinstance(answer, SampleVerdict):
-                    waiting = waiting or answer is _WAIT
-                    held = held or answer is _HELD
+                recorded = period in done.get(hotkey, {})
+                asked = await self._ask(ask, hold, recorded, final, answering, log)
+                if asked is _WAIT:
+                    waiting = True
                     report.audits_waiting += 1
                     continue
-                checked = answer.checked + answer.unanswered  # silent ones: not found
-                found = answer.checked - answer.not_found
-                altered = len(answer.altered)
-                reason = answer.rejected or answer.notes
-            if unverifiable:
-                note = f"{unverifiable} picks fell on credit with no row to check"
-                reason = f"{reason}; {note}" if reason else note
-            distinct = 0 if sample is None else pc.count_distinct(sample["id"]).as_py()
-            # Picks with no row to check are each their own (missing) evidence.
-            result = AuditResult(
-                checked + unverifiable, found, altered, reason, distinct + unverifiable
-            )
-            verdict = Verdict(
-                # The period's own last block, not the seed's: the verdict belongs to the
-                # window that holds the period, like the credit it judges. One verdict per
-                # audited miner-period, however many commitments the sample touched, so a
-                # failed audit costs a miner the same whatever its commit cadence.
-                (period + 1) * self.scoring.period_blocks - 1,
-                not result.failed,
-                f"audit of period {period}: {result.found} of {result.checked} found"
-                + (f"; {result.reason}" if result.reason else ""),
-                True,
-            )
-            await self.state.record_audit(hotkey, period, result, verdict)
-            report.audited += 1
-            num, den = result.factor
-            log.log(
-                "WARNING" if result.failed else "INFO",
-                "audit of period {}: {} of {} sampled tweets found on X, {} altered; {} of "
-                "{} credited tweets count",
-                period,
-                result.found,
-                result.checked,
-                result.altered,
-                credits[hotkey] * num // den,
-                credits[hotkey],
-            )
+                if asked is _KEEP:  # its provisional result stands for now
+                    held = True
+                    continue
+                assert not isinstance(asked, str)
+                answer, again = asked
+                held = held or again is not None
+            await self._record(ask, answer, again, hold is not None, report)
         if waiting:
             return
         if held:
@@ -396,40 +367,117 @@ class RoundRunner:
         else:
             await self.state.close_audit_period(period)
 
+    async def _record(
+        self,
+        ask: _Ask,
+        answer: SampleVerdict | None,
+        again: tuple[Silence, KeptAnswers] | None,
+        revised: bool,
+        report: RoundReport,
+    ) -> None:
+        """Record one miner's audit of a period from X's verdict on its sample (None: no
+        row to check); with `again`, provisionally: its silent picks count as not found
+        until X answers about them."""
+        assert self.audit is not None
+        log = logger.bind(hotkey=ask.hotkey[:10], period=ask.period)
+        checked = found = altered = 0
+        reason = ""
+        if answer is not None:
+            checked = answer.checked + answer.unanswered  # silent ones: not found
+            found = answer.checked - answer.not_found
+            altered = len(answer.altered)
+            reason = answer.rejected or answer.notes
+        notes = [reason] if reason else []
+        if again is not None:
+            notes.append(f"{len(again[0].ids)} silent tweets count as not found until X answers")
+        elif answer is not None and answer.silent:
+            notes.append(f"{len(answer.silent)} tweets X stayed silent about count as not found")
+        if ask.unverifiable:
+            notes.append(f"{ask.unverifiable} picks fell on credit with no row to check")
+        distinct = 0 if ask.sample is None else pc.count_distinct(ask.sample["id"]).as_py()
+        # Picks with no row to check are each their own (missing) evidence.
+        result = AuditResult(
+            checked + ask.unverifiable,
+            found,
+            altered,
+            "; ".join(notes),
+            distinct + ask.unverifiable,
+        )
+        verdict = Verdict(
+            # The period's own last block, not the seed's: the verdict belongs to the
+            # window that holds the period, like the credit it judges. One verdict per
+            # audited miner-period, however many commitments the sample touched, so a
+            # failed audit costs a miner the same whatever its commit cadence.
+            (ask.period + 1) * self.scoring.period_blocks - 1,
+            not result.failed,
+            f"audit of period {ask.period}: {result.found} of {result.checked} found"
+            + (f"; {result.reason}" if result.reason else ""),
+            True,
+        )
+        await self.state.record_audit(ask.hotkey, ask.period, result, verdict, again)
+        report.audited += 1
+        num, den = result.factor
+        log.log(
+            "WARNING" if result.failed else "INFO",
+            "audit of period {}{}: {} of {} sampled tweets found on X, {} altered; {} of "
+            "{} credited tweets count",
+            ask.period,
+            " (provisional)" if again is not None else (" (revised)" if revised else ""),
+            result.found,
+            result.checked,
+            result.altered,
+            ask.credit * num // den,
+            ask.credit,
+        )
+        if again is not None:
+            silence = again[0]
+            log.info(
+                "X answers other look-ups but not {} of this miner's sampled tweets: they "
+                "count as not found, are asked again from block {}, and stay not found if "
+                "still silent from block {}",
+                len(silence.ids),
+                silence.next_ask(ask.seed_block, self.audit),
+                silence.deadline(ask.seed_block, self.audit),
+            )
+
     async def _ask(
         self,
-        hotkey: str,
-        period: int,
-        sample: pa.Table,
+        ask: _Ask,
         hold: tuple[Silence, KeptAnswers] | None,
-        seed_block: int,
+        recorded: bool,
         final: int,
         answering: _Answering,
         log,
-    ) -> SampleVerdict | str:
-        """X's verdict on one miner's sample (silent picks in it count as not found), or
-        why it waits: `_HELD` on its own silent picks (`hold`: what X was silent about, and
-        what it answered), `_WAIT` for X or look-ups, which holds the period for all."""
+    ) -> tuple[SampleVerdict, tuple[Silence, KeptAnswers] | None] | str:
+        """X's verdict on one miner's sample, with the silence to ask about again (None:
+        the verdict is final), or why there is none: `_WAIT` for X or look-ups (the
+        period waits for everyone), `_KEEP` for a held miner (`hold`: its silent picks
+        and what X answered) not due to be asked again, or X not answering now (its
+        provisional result stands). Silent picks in a verdict count as not found; a hold
+        with no result `recorded` yet (its silence was told apart from an outage only at
+        the end of a pass) is asked at once."""
         assert self.audit is not None and self.lookup is not None
+        assert ask.sample is not None
+        seed_block = ask.seed_block
         silence, kept = hold if hold is not None else (None, KeptAnswers())
         if silence is None:
-            ask = list(dict.fromkeys(sample["id"].to_pylist()))
+            ids = list(dict.fromkeys(ask.sample["id"].to_pylist()))
         else:
-            ask = silence.to_ask(final, seed_block, self.audit)
-            if not ask:
-                return _HELD  # asked again at silence.next_ask
-        still = _WAIT if silence is None else _HELD
+            ids = silence.to_ask(final, seed_block, self.audit) if recorded else [*silence.ids]
+            if not ids:
+                return _KEEP  # asked again at silence.next_ask
+        still = _WAIT if silence is None else _KEEP
         if answering.down:  # X failed a whole look-up this pass: do not hammer it
             return still
-        if self.budget is not None and not self.budget.spend(len(ask), time.time()):
-            log.info("audit waits for look-up budget ({} needed)", len(ask))
+        if self.budget is not None and not self.budget.spend(len(ids), time.time()):
+            log.info("audit waits for look-up budget ({} needed)", len(ids))
             return still
-        replay = Replay(self.lookup, kept, ask)
-        answer = await check_sample(sample, replay)
+        replay = Replay(self.lookup, kept, ids)
+        answer = await check_sample(ask.sample, replay)
         if replay.answered:
-            await answering.saw(i for i in ask if i in replay.fresh.found)
+            await answering.saw(ask.hotkey, (i for i in ids if i in replay.fresh.found))
         if not answer.silent or answer.altered:
-            return answer  # complete, or failed whatever the silent picks would say
+            return answer, None  # complete, or failed whatever the silent picks would say
         if replay.fresh.outage and not answering.answered:
             answering.down = True  # the rest of this pass waits without asking
         known: bool | None = False  # whether X answers this validator now (None: unknown)
@@ -437,9 +485,9 @@ class RoundRunner:
             known = True if replay.answered else await answering.now()
         if not known:
             if self.budget is not None and not replay.answered:
-                self.budget.refund(len(ask))  # no answer: asked again
+                self.budget.refund(len(ids))  # no answer: asked again
             if known is None and silence is None:  # nothing tells yet: decided at the end
-                answering.later(hotkey, period, answer.silent, kept)
+                answering.later(ask, answer, kept)
             log.info(
                 "audit waits: X answers no look-up now (an outage: nothing counts against "
                 "any miner, however long it lasts)"
@@ -447,37 +495,26 @@ class RoundRunner:
             return still
         first = final if silence is None else silence.first
         now = Silence(first, final, tuple(sorted(answer.silent)))
-        deadline = now.deadline(seed_block, self.audit)
-        if final >= deadline:
+        if final >= now.deadline(seed_block, self.audit):
             log.warning(
                 "X answered other look-ups but not {} of this sample's tweets, asked from "
-                "block {} to {} (the deadline: block {}): counted as not found",
+                "block {} to {}: they stay not found",
                 len(answer.silent),
                 first,
                 final,
-                deadline,
             )
-            return answer
-        await self.state.hold(hotkey, period, now, kept)
-        log.info(
-            "audit of this miner waits: X answers other look-ups but not {} of its sampled "
-            "tweets (silent since block {}; asked again from block {}, counted as not found "
-            "if still silent from block {}); the period counts for every other miner",
-            len(answer.silent),
-            first,
-            now.next_ask(seed_block, self.audit),
-            deadline,
-        )
-        return _HELD
+            return answer, None
+        return answer, (now, kept)
 
     async def scores(self, graph: MetagraphSnapshot) -> list[MinerScore]:
         neurons = [(n.uid, n.hotkey, n.registered_block) for n in graph.neurons]
         factors = evidence = None
         if self.audit is not None:
-            # A period counts for every miner once every miner's audit of it is done (or
-            # waits on its own silent picks: that miner's credit of it waits alone), and
-            # for nobody before: an audit that waits (X down, budget) never puts one miner
-            # behind the others, and a bootstrapping validator scores what it has audited.
+            # A period counts for every miner once every miner's audit of it is done (some
+            # perhaps provisionally: silent picks count as not found until X answers),
+            # and for nobody before: an audit that waits (X down, budget) never puts one
+            # miner behind the others, and a bootstrapping validator scores what it has
+            # audited.
             unfinished = set(await self.state.audit_periods()) - await self.state.ready_periods()
             audits = {
                 h: {p: r for p, r in per.items() if p not in unfinished}
@@ -516,36 +553,51 @@ class RoundRunner:
         return verdict
 
 
-_HELD = "held"  # a miner's audit waits on its own silent picks: it alone waits
+@dataclass(frozen=True)
+class _Ask:
+    """One miner's audit of one period: its credit, its sample (None: no row to check)
+    and the picks with no row to check, and the period's seed block."""
+
+    hotkey: str
+    period: int
+    credit: int
+    sample: pa.Table | None
+    unverifiable: int
+    seed_block: int
+
+
+_KEEP = "keep"  # a held miner's provisional result stands; it is asked again later
 _WAIT = "wait"  # it waits for X or look-ups: the period waits for everyone
 
 
 class _Answering:
     """Whether X answers this validator's look-ups, within one audit pass: yes once any
-    look-up of the pass got an answer; before that, a probe (a look-up of one tweet X
-    answered before: found or not found, either is an answer), asked at most once per
-    pass. Without that, a sample X is wholly silent about could be per-ID silence (which
-    ends in "not found") or an outage (which must never). With nothing to probe yet (a
-    new validator), such samples are decided at the end of the pass (`settle`)."""
+    look-up of the pass got an answer; before that, a probe (a look-up of tweets X
+    answered before, each from another miner's sample: found or not found, either is an
+    answer), asked at most once per pass. Without that, a sample X is wholly silent about
+    could be per-ID silence (which ends in "not found") or an outage (which must never).
+    Several probe tweets, of several miners: a miner that deletes its own tweets can
+    silence at most its own. With nothing to probe yet (a new validator), such samples
+    are decided at the end of the pass (`settle`)."""
 
-    PROBE = "x_answered_id"  # state meta: an ID X answered lately
+    PROBES = "x_answered_ids"  # state meta: {hotkey: an ID X answered lately}
+    MAX_PROBES = 8
 
     def __init__(self, runner: RoundRunner):
         self.runner = runner
         self.answered = False
         self.down = False  # a look-up failed whole (an outage) before any was answered
         self.probed: bool | None = None
-        self._later: list[tuple[str, int, list[int], KeptAnswers]] = []
+        self._later: list[tuple[_Ask, SampleVerdict, KeptAnswers]] = []
+        self._fresh: dict[str, int] = {}  # this pass's answered IDs, one per hotkey
 
-    async def saw(self, ids: Iterable[int]) -> None:
-        """A look-up of this pass got answers, for `ids` among others: keep one of them
-        for later probes (once a pass)."""
-        if self.answered:
-            return
+    async def saw(self, hotkey: str, ids: Iterable[int]) -> None:
+        """A look-up of this pass about `hotkey`'s sample got answers, for `ids` among
+        others: keep one of them for later probes."""
         self.answered = True
         first = next(iter(ids), None)
-        if first is not None:
-            await self.runner.state.set_meta(self.PROBE, str(first))
+        if first is not None and len(self._fresh) < self.MAX_PROBES:
+            self._fresh.setdefault(hotkey, first)
 
     async def now(self) -> bool | None:
         """Whether X answers now; None: nothing tells yet (no answer, nothing to probe)."""
@@ -555,23 +607,35 @@ class _Answering:
             self.probed = await self._probe()
         return self.probed
 
-    def later(self, hotkey: str, period: int, silent: list[int], kept: KeptAnswers) -> None:
-        self._later.append((hotkey, period, silent, kept))
+    def later(self, ask: _Ask, answer: SampleVerdict, kept: KeptAnswers) -> None:
+        self._later.append((ask, answer, kept))
 
-    async def settle(self, block: int) -> None:
+    async def settle(self, block: int, report: RoundReport) -> None:
         """X answered later in the pass: the silence of samples decided before that was
-        per-ID silence after all, and holds only those miners from now on."""
+        per-ID silence after all, and their provisional results are recorded. Then the
+        probe tweets: this pass's, then the earlier ones of other miners."""
         if self.answered:
-            for hotkey, period, silent, kept in self._later:
-                silence = Silence(block, block, tuple(sorted(silent)))
-                await self.runner.state.hold(hotkey, period, silence, kept)
+            for ask, answer, kept in self._later:
+                silence = Silence(block, block, tuple(sorted(answer.silent)))
+                await self.runner._record(ask, answer, (silence, kept), False, report)
+                report.audits_waiting -= 1  # it waits no more
+        if self._fresh:
+            probes = {**self._fresh}
+            for hotkey, tweet_id in (await self._probes()).items():
+                if len(probes) < self.MAX_PROBES:
+                    probes.setdefault(hotkey, tweet_id)
+            await self.runner.state.set_meta(self.PROBES, json.dumps(probes, sort_keys=True))
+
+    async def _probes(self) -> dict[str, int]:
+        raw = await self.runner.state.get_meta(self.PROBES)
+        return {h: int(i) for h, i in json.loads(raw).items()} if raw else {}
 
     async def _probe(self) -> bool | None:
         runner = self.runner
-        known = await runner.state.get_meta(self.PROBE)
-        if known is None or runner.lookup is None:
+        known = sorted(set((await self._probes()).values()))
+        if not known or runner.lookup is None:
             return None
-        if runner.budget is not None and not runner.budget.spend(1, time.time()):
+        if runner.budget is not None and not runner.budget.spend(len(known), time.time()):
             return False
-        answer = await runner.lookup([int(known)])
+        answer = await runner.lookup(known)
         return not answer.outage and bool(answer.found or answer.missing)

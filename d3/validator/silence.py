@@ -5,20 +5,22 @@ twscrape gives no answer it can compare for a retweet. So a miner can make its o
 silent (invented or deleted tweets on an Apify validator), and the rules for silence are
 written against that miner:
 
-- **It holds only the silent miner.** Its period's credit waits (counts nothing) until
-  the silence ends or expires; every other miner's audit of that period counts as soon
-  as it is done (`RoundRunner._audit_period` marks such a period ready). An outage (X
-  answers nothing) still holds the whole period: that is the validator's failure, and
-  must never put one miner behind another.
+- **It counts as not found at once, provisionally.** The miner's audit is recorded with
+  its silent picks as not found, the result an X API validator reaches for a deleted or
+  invented tweet, and the period counts for every miner (`RoundRunner._audit_period`
+  marks it ready). So nobody can hold a period back by being silent, nor hold a rival's
+  credit back by deleting tweets the rival scraped: that costs the rival those picks,
+  as on X API. The result is revised if X answers about them before the deadline. An
+  outage (X answers nothing) still holds the whole period: that is the validator's
+  failure, and it must never put one miner behind another.
+- **It is asked about twice more.** What X answered is kept (`KeptAnswers`), so a re-ask
+  asks only the silent IDs: `silence_confirm_blocks` (an hour) after this validator
+  first saw them, which clears a passing glitch, and at the deadline. A miner that keeps
+  its picks silent costs the validator at most its allotment twice more.
 - **The deadline is on chain,** so validators agree on it: the seed block plus
-  `max_wait_blocks`, and at least `silence_confirm_blocks` after this validator first
-  saw the silence (a validator that audits late still asks twice, an hour apart). At the
-  deadline every still-silent tweet is asked once more; silent again while X answers, it
-  counts as not found.
-- **Re-asks back off and ask only what is silent.** What X answered is kept
-  (`KeptAnswers`), so a re-ask asks only silent IDs, at most `min_per_miner` of them,
-  after a wait that doubles from `reask_blocks`: a miner that keeps thousands of picks
-  silent costs the validator about its own allotment twice over a day, not once a round.
+  `max_wait_blocks`, or `silence_confirm_blocks` after the first sight if that is later
+  (a validator that first audits late still asks twice, an hour apart). Silent at the
+  deadline's ask while X answers, the picks stay not found for good.
 """
 
 from __future__ import annotations
@@ -46,20 +48,14 @@ class Silence:
         return max(seed_block + params.max_wait_blocks, self.first + params.silence_confirm_blocks)
 
     def next_ask(self, seed_block: int, params: AuditParams) -> int:
-        """When X is asked again: the wait doubles from `reask_blocks` (25, 50, 100, ...
-        blocks after the first sight), and the deadline is always asked at."""
-        wait = max(params.reask_blocks, self.last - self.first)
-        return min(self.last + wait, self.deadline(seed_block, params))
+        """When X is asked again: an hour after the first sight, then at the deadline."""
+        deadline = self.deadline(seed_block, params)
+        confirm = self.first + params.silence_confirm_blocks
+        return confirm if self.last < confirm < deadline else deadline
 
     def to_ask(self, final: int, seed_block: int, params: AuditParams) -> list[int]:
-        """The IDs to ask X about at block `final`: none before the next ask, every
-        silent one at the deadline, else the first `min_per_miner` (an honest miner's
-        silence is a few tweets; a bigger one is the miner's own doing, and waits)."""
-        if final < self.next_ask(seed_block, params):
-            return []
-        if final >= self.deadline(seed_block, params):
-            return list(self.ids)
-        return list(self.ids[: params.min_per_miner])
+        """The silent IDs to ask X about at block `final` (none before the next ask)."""
+        return list(self.ids) if final >= self.next_ask(seed_block, params) else []
 
     def to_json(self) -> str:
         return json.dumps({"first": self.first, "last": self.last, "ids": list(self.ids)})

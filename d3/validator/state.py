@@ -103,9 +103,11 @@ def period_outcomes(
 
     A commitment belongs to the period of its block, an audit verdict to the period it
     audited. A failed audit makes the period 0. Otherwise the outcome is the share of the
-    period's commitments judged on their merits that were accepted: accepted ones, and
-    rejections the miner is to blame for; neutral verdicts (the validator's own failure,
-    text that is no commitment, a manifest judged before) are left out. A passed audit
+    period's commitments judged on their merits that were accepted: accepted ones that
+    earned credit, and rejections the miner is to blame for; neutral verdicts (the
+    validator's own failure, text that is no commitment, a manifest judged before, an
+    acceptance that earned nothing) are left out, so commitments of copies or retweets,
+    which cost nothing to make, cannot dilute a rejection. A passed audit
     with no such commitment is 1. So an outage, however many commitments it hits, costs a
     share of one period, whatever the commit cadence, and never more than a failed audit.
 
@@ -119,6 +121,8 @@ def period_outcomes(
     judged: dict[int, int] = {}
     awaiting: set[int] = set()  # periods with credit an audit is still to judge
     for verdict in verdicts:
+        if verdict.accepted and verdict.new_unique == 0:
+            continue  # it earned nothing (copies, retweets, stale rows): no evidence
         if verdict.accepted or verdict.counts:
             period = verdict.block // period_blocks
             judged[period] = judged.get(period, 0) + 1
@@ -283,9 +287,15 @@ class ValidatorState:
         return out
 
     async def record_audit(
-        self, hotkey: str, period: int, result: AuditResult, verdict: Verdict
+        self,
+        hotkey: str,
+        period: int,
+        result: AuditResult,
+        verdict: Verdict,
+        hold: tuple[Silence, KeptAnswers] | None = None,
     ) -> None:
-        """One miner's audit for one period and its credibility verdict, in one go."""
+        """One miner's audit for one period and its credibility verdict, in one go; with
+        `hold`, a provisional one, and the silent picks to ask X about again."""
         doc = json.dumps(
             {
                 "checked": result.checked,
@@ -299,8 +309,12 @@ class ValidatorState:
             tx.hset(self._key("audits", hotkey), str(period), doc)
             tx.hset(self._key("averdicts", hotkey), str(period), verdict.to_json())
             tx.hset(self._key("averdict_blocks", hotkey), str(period), verdict.block)
-            tx.hdel(self._key("silence"), f"{hotkey}:{period}")
-            tx.hdel(self._key("kept"), f"{hotkey}:{period}")
+            if hold is None:
+                tx.hdel(self._key("silence"), f"{hotkey}:{period}")
+                tx.hdel(self._key("kept"), f"{hotkey}:{period}")
+            else:
+                tx.hset(self._key("silence"), f"{hotkey}:{period}", hold[0].to_json())
+                tx.hset(self._key("kept"), f"{hotkey}:{period}", hold[1].to_json())
             await tx.execute()
 
     async def holds(self, period: int) -> dict[str, tuple[Silence, KeptAnswers]]:
@@ -318,7 +332,7 @@ class ValidatorState:
         }
 
     async def hold(self, hotkey: str, period: int, silence: Silence, kept: KeptAnswers) -> None:
-        """This miner's audit of `period` waits on its silent picks (silence.py)."""
+        """Silent picks of this miner's sample to ask X about again (silence.py)."""
         field = f"{hotkey}:{period}"
         async with self.redis.pipeline(transaction=True) as tx:
             tx.hset(self._key("silence"), field, silence.to_json())
@@ -326,8 +340,8 @@ class ValidatorState:
             await tx.execute()
 
     async def mark_ready(self, period: int) -> None:
-        """Every miner of `period` is audited but those its own silence holds: the
-        period counts for the rest (`ready_periods`)."""
+        """Every miner of `period` is audited, some provisionally (silent picks X is to be
+        asked about again): the period counts (`ready_periods`), and stays open."""
         await self.redis.sadd(self._key("audit_ready"), period)
 
     async def ready_periods(self) -> set[int]:

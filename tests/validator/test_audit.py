@@ -116,11 +116,11 @@ def test_one_huge_invented_commitment_cannot_hide_behind_many_real_ones():
     assert sum(credited) / len(credited) < 1.1 * 144 * 1000  # its real tweets, and no more
 
 
-def test_silence_about_one_miners_tweets_holds_only_that_miners_credit(net, redis_url):
+def test_silence_about_one_miners_tweets_holds_no_period_back(net, redis_url):
     """X stays silent about one miner's tweets while it answers the other's: the period
-    counts at once for the miner X answered about, and waits for the silent one alone,
-    until its seed block plus `max_wait_blocks` (and an ask `silence_confirm_blocks` after
-    the first), when the silent tweets count as not found. (The old rule held the period
+    counts at once for both, the silent tweets as not found (provisionally: the period
+    stays open, and they are asked again), and at the seed block plus `max_wait_blocks`
+    they stay not found for good and the period closes. (The old rule held the period
     for everyone for a day: a miner could freeze the whole subnet's credit with tweets
     that Apify says nothing about.)"""
     honest_table, staller_table = synthetic_table(40, seed=63), synthetic_table(40, seed=64)
@@ -157,15 +157,16 @@ def test_silence_about_one_miners_tweets_holds_only_that_miners_credit(net, redi
             final = {
                 s.hotkey: s for s in await runner.scores(await chains["validator"].metagraph())
             }
-            return first, again, scores, open_periods, late, final, chains
+            closed = await runner.state.audit_periods()
+            return first, again, scores, open_periods, late, final, closed, chains
 
-    first, again, scores, open_periods, late, final, chains = run(body())
-    assert first.audited == 1 and again.audited == 0  # the honest miner, once
-    assert first.audits_waiting == again.audits_waiting == 1
-    assert scores[chains["honest"].hotkey].unique == 40  # the period counts for it
-    assert scores[chains["staller"].hotkey].unique == 0  # and waits for the silent one
-    assert open_periods == [0]  # the period stays open for the one that waits
-    assert late.audited == 1 and late.audits_waiting == 0
+    first, again, scores, open_periods, late, final, closed, chains = run(body())
+    assert first.audited == 2 and again.audited == 0  # both at once; no re-ask due yet
+    assert first.audits_waiting == again.audits_waiting == 0
+    assert scores[chains["honest"].hotkey].unique == 40  # the period counts for both
+    assert scores[chains["staller"].hotkey].unique == 0  # its silent tweets: not found
+    assert open_periods == [0]  # open: the silent tweets are asked again
+    assert late.audited == 1 and late.audits_waiting == 0 and closed == []
     assert final[chains["staller"].hotkey].unique == 0  # nothing X would vouch for
     assert final[chains["honest"].hotkey].unique == 40
 

@@ -9,7 +9,7 @@ from d3.snowflake import datetime_to_id
 from d3.validator.audit import AuditParams
 from d3.validator.silence import KeptAnswers, Silence
 
-PARAMS = AuditParams(max_wait_blocks=7_200, silence_confirm_blocks=300, reask_blocks=25)
+PARAMS = AuditParams(max_wait_blocks=7_200, silence_confirm_blocks=300)
 SEED = 10_000
 
 
@@ -20,19 +20,19 @@ def _asks(first: int, rounds_every: int, until: int) -> list[int]:
     for block in range(first + rounds_every, until, rounds_every):
         ids = silence.to_ask(block, SEED, PARAMS)
         if ids:
+            assert ids == list(silence.ids)  # every silent one, and only those
             asked.append(block)
             if block >= silence.deadline(SEED, PARAMS):
-                assert ids == list(silence.ids)  # the deadline asks every silent one
                 break
-            assert ids == list(silence.ids[: PARAMS.min_per_miner])
             silence = Silence(silence.first, block, silence.ids)
     return asked
 
 
-def test_re_asks_double_their_wait_and_the_deadline_is_always_asked():
-    asked = _asks(SEED, 1, SEED + 8_000)
-    gaps = [b - SEED for b in asked]
-    assert gaps == [0, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 7200]
+def test_silent_tweets_are_asked_an_hour_later_and_at_the_deadline():
+    assert [b - SEED for b in _asks(SEED, 1, SEED + 8_000)] == [0, 300, 7_200]
+    # First seen within an hour of the deadline: the deadline waits for the hour.
+    late = SEED + 7_000
+    assert [b - SEED for b in _asks(late, 1, SEED + 8_000)] == [7_000, 7_300]
 
 
 def test_the_deadline_is_the_same_for_any_first_sight_early_enough():
