@@ -19,7 +19,8 @@ hash tag, so one group is one Redis Cluster slot and one atomic (Lua) update.
 Ingest finds the new IDs on the client, against a bounded cache of the windows it touches
 (d3/validator/index_cache.py), filed under the group version they were read or written at;
 the windows it lacks are read with their group's version, `FETCH_BATCH` windows to an
-MGET (one instant: the contents are exactly that version's), a few MGETs a round trip.
+MGET (one instant: the contents are exactly that version's), a few MGETs in flight (a
+large read on a connection of its own that receives in place: index_wire.py).
 Then it sends one script per group, all groups in one non-transactional pipeline. The
 script first looks up the token (already applied: nothing changes, and the caller
 learns what it added then); then, if it has anything to write, checks that the group's
@@ -45,8 +46,11 @@ both fail with WRONGTYPE on a v2 index; a v2 writer refuses a v1 index the same 
 
 from __future__ import annotations
 
+import asyncio
 import struct
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript as Script
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from d3.validator.index_cache import (
     OFFSET_BYTES,
@@ -66,6 +70,7 @@ from d3.validator.index_cache import (
     sorted_unique,
     split_words,
 )
+from d3.validator.index_wire import BulkReader, bulk_address
 
 WINDOW_BITS = 40
 GROUP_BITS = 6
@@ -73,7 +78,8 @@ MERGE_RATIO = 8  # a window's delta is merged into its base at 1/8 of the base's
 DEFAULT_CACHE_BYTES = 1 << 30  # ~200M cached IDs (5.3 bytes each: the stored bytes, a fence)
 MAX_ATTEMPTS = 16  # compare-and-set retries of one group before giving up
 FETCH_BATCH = 8  # windows per MGET (a window of a day of 50M IDs is ~0.75 MB)
-FETCH_PIPELINE = 2  # MGETs per round trip (more: Redis buffers what is not read yet)
+FETCH_PIPELINE = 2  # MGETs in flight (more: Redis buffers what is not read yet)
+BULK_MIN_MGETS = 4  # a read of this many MGETs or more takes a connection of its own
 _U64 = pa.uint64()
 _OFFSET_MASK = np.uint64((1 << WINDOW_BITS) - 1)
 
@@ -108,6 +114,8 @@ class IndexStats:
     merges: int = 0  # windows rewritten as one base
     conflicts: int = 0  # group scripts refused by the compare-and-set
     script_loads: int = 0  # times the script was missing on a node (NOSCRIPT) and loaded
+    bulk_reads: int = 0  # reads through a connection of their own (index_wire.py)
+    bulk_fallbacks: int = 0  # reads through redis-py because that connection failed to open
 
 
 def pack_offsets(offsets: pa.Array) -> bytes:
@@ -369,27 +377,58 @@ class TweetIndex:
         self, batches: list[tuple[int, list[int]]], versions: bool
     ) -> list[tuple[int, dict[int, CachedWindow]]]:
         """Each batch's windows (all of one group) and, with `versions`, the group's
-        version (else -1): one MGET a batch (one instant, one cluster slot), `FETCH_PIPELINE`
-        to a round trip (one pipeline of them all made Redis buffer the whole reply: twice
-        its CPU for a day of 50M IDs)."""
+        version (else -1): one MGET a batch (one instant, one cluster slot)."""
+        commands = []
+        for group, windows in batches:
+            keys = [self._key(group, "v")] if versions else []
+            for window in windows:
+                keys += [self.window_key(window), self.delta_key(window)]
+            commands.append(keys)
         out = []
-        for first in range(0, len(batches), FETCH_PIPELINE):
-            part = batches[first : first + FETCH_PIPELINE]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for group, windows in part:
-                    keys = [self._key(group, "v")] if versions else []
-                    for window in windows:
-                        keys += [self.window_key(window), self.delta_key(window)]
-                    pipe.execute_command("MGET", *keys)  # (a cluster pipeline blocks `mget`)
-                replies = await pipe.execute()
-            at = 1 if versions else 0
-            for (_, windows), values in zip(part, replies, strict=True):
+        at = 1 if versions else 0
+        async with aclosing(self._mgets(commands)) as replies:
+            async for values in replies:
+                _, windows = batches[len(out)]
                 views = {
                     w: CachedWindow.from_stored(values[at + 2 * i], values[at + 2 * i + 1])
                     for i, w in enumerate(windows)
                 }
                 out.append((int(values[0] or 0) if versions else -1, views))
         return out
+
+    async def _mgets(self, commands: list[list[str]]) -> AsyncIterator[list]:
+        """Each MGET's values, in order, `FETCH_PIPELINE` MGETs in flight (all of them at
+        once made Redis buffer the whole reply: twice its CPU for a day of 50M IDs). A read
+        of `BULK_MIN_MGETS` or more goes through a connection of its own that receives the
+        values in place (d3/validator/index_wire.py: a third of redis-py's CPU), when the
+        client is one it can reach; else, or if that connection cannot be opened, through
+        redis-py."""
+        reader = None
+        address = bulk_address(self.redis) if len(commands) >= BULK_MIN_MGETS else None
+        if address is not None:
+            try:
+                reader = await BulkReader.open(address)
+            except (OSError, RedisError):
+                self.stats.bulk_fallbacks += 1  # e.g. maxclients reached: redis-py will do
+        if reader is None:
+            for first in range(0, len(commands), FETCH_PIPELINE):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for keys in commands[first : first + FETCH_PIPELINE]:
+                        pipe.execute_command("MGET", *keys)  # (a cluster pipeline blocks `mget`)
+                    for values in await pipe.execute():
+                        yield values
+            return
+        self.stats.bulk_reads += 1
+        try:
+            pending: deque[asyncio.Future] = deque()
+            for keys in commands:
+                pending.append(reader.send("MGET", *keys))
+                if len(pending) == FETCH_PIPELINE:
+                    yield await reader.reply(pending.popleft())
+            while pending:
+                yield await reader.reply(pending.popleft())
+        finally:
+            reader.close()
 
     async def _read(self, windows: Sequence[int]) -> list[CachedWindow]:
         """Base and delta of each window, as of one instant for each (for readers)."""
