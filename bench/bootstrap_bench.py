@@ -54,14 +54,14 @@ from d3.chain.sdk import SdkChain, _isolate_sdk_cache
 from d3.commitment import Commitment, parse_locator
 from d3.dev.chain_state import SubnetParams
 from d3.dev.redis_server import start_redis
+from d3.dev.runner import local_runner
 from d3.dev.substrate import GENESIS_TIMESTAMP_MS, DevSubstrate
 from d3.dev.synthetic import synthetic_table
 from d3.dev.wallets import dev_wallet
 from d3.manifest import build_manifest
 from d3.shards import encode_shard
-from d3.validator.fetcher import Fetcher, FetchLimits
+from d3.validator.fetcher import FetchLimits
 from d3.validator.index import IngestResult, TweetIndex
-from d3.validator.pipeline import ManifestPipeline, PipelineLimits
 from d3.validator.rounds import RoundReport, RoundRunner
 from d3.validator.scoring import (
     FRESH_PERIODS,
@@ -70,7 +70,6 @@ from d3.validator.scoring import (
     MinerScore,
     ScoringParams,
 )
-from d3.validator.state import ValidatorState
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -148,24 +147,13 @@ def make_runner(
 ) -> RoundRunner:
     """A runner wired like `neuron.build_runner` (freshness bound from block timestamps),
     minus X look-ups: the bench is about chain history, not X."""
-    state = ValidatorState(redis, prefix)
-    pipeline = ManifestPipeline(
-        Fetcher(FetchLimits(deadline_s=60), allow_file=True, allow_private=True),
-        state,
-        NETUID,
-        chain.block_hash,
-        lambda: datetime.now(UTC),
-        block_time_ms=chain.block_timestamp_ms,
-        fresh_from_block=scoring.fresh_from_block,
-        limits=PipelineLimits(),
-    )
-    index = TimedIndex(redis, prefix)
-    return RoundRunner(
+    return local_runner(
         chain,
-        index,
-        state,
-        pipeline,
+        redis,
         scoring,
+        prefix=prefix,
+        fetch=FetchLimits(deadline_s=60),
+        index=TimedIndex(redis, prefix),
         concurrency=CONCURRENCY,
         round_seconds=round_seconds,
     )

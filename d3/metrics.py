@@ -13,7 +13,9 @@ answers `/healthz` with 503: it reads only numbers and an immutable snapshot tha
 loop swaps in whole.
 
 It binds 127.0.0.1 unless told otherwise (`--metrics.host`): the leaderboard and the
-counters are harmless, but an operator decides what faces the internet.
+counters are harmless, but an operator decides what faces the internet. Both neurons start
+it through `serve_metrics`, which turns the `--metrics.*` flags into a running server (or
+none for port 0) and a port it cannot bind into one FatalError line.
 
 Adding a metric: one attribute on the neuron's metrics class below, named
 `d3_<role>_<what>[_total|_seconds]`, with labels from a small fixed set (never a hotkey,
@@ -22,13 +24,16 @@ a URL or a free-text reason: those go to the logs), and a line in docs/monitorin
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
+from loguru import logger
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +44,8 @@ from prometheus_client import (
 )
 
 from d3 import __version__
+from d3.config import MetricsConfig
+from d3.errors import FatalError
 from d3.web.server import ReadOnlyServer, Request, Response, Route, json_route
 
 
@@ -298,3 +305,27 @@ class MetricsServer(ReadOnlyServer):
         documents: dict[str, Callable[[], Any]] | None = None,
     ):
         super().__init__(metrics_routes(registry, health, documents), host, port)
+
+
+@contextlib.contextmanager
+def serve_metrics(
+    section: MetricsConfig,
+    registry: CollectorRegistry,
+    health: Health,
+    documents: dict[str, Callable[[], Any]] | None = None,
+) -> Iterator[MetricsServer | None]:
+    """The metrics server the `--metrics.*` flags ask for (none for port 0) while the
+    block runs; FatalError naming the address when it cannot be bound."""
+    if not section.port:
+        yield None
+        return
+    try:
+        server = MetricsServer(registry, health, section.host, section.port, documents)
+    except OSError as error:
+        raise FatalError(
+            f"cannot serve metrics on {section.host}:{section.port}: {error.strerror or error}"
+        ) from None
+    with server:
+        also = "".join(f", {PurePosixPath(path).stem} on {path}" for path in documents or {})
+        logger.info("metrics on {}/metrics, health on /healthz{}", server.url, also)
+        yield server

@@ -3,8 +3,9 @@
 tweepy's Client is synchronous and has no timeout; each call runs in a worker thread
 (`asyncio.to_thread`) so the event loop never blocks, and a transport adapter gives every
 request a timeout. Retries are ours, not tweepy's (`wait_on_rate_limit=False`): a 429 waits
-until `x-rate-limit-reset` only while that stays under `max_wait_s`, 5xx and network errors
-back off exponentially for a bounded number of tries, and refused credentials fail at once.
+until `x-rate-limit-reset` (plus RESET_SPREAD) only while that stays under `max_wait_s`, 5xx
+and network errors (and a 429 without a reset time) back off by RETRY_BACKOFF for a bounded
+number of tries, and refused credentials fail at once.
 A 429 whose body is X's `UsageCapExceeded` problem (the plan's monthly post cap is spent)
 also fails at once, as SourceUsageCapped: its rate-limit headers look like an ordinary
 window that resets in minutes, but the cap does not.
@@ -13,6 +14,7 @@ window that resets in minutes, but the cap does not.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +29,7 @@ from loguru import logger
 from requests.adapters import HTTPAdapter
 
 from d3.record import TweetRecord
+from d3.retry import Backoff
 from scraping.common import SearchHits, finish_lookup, parse_id, start_lookup
 from scraping.normalize import (
     EXPANSIONS,
@@ -51,6 +54,11 @@ X_API_HOST = "https://api.twitter.com"
 USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"
 PAGE_MAX = 100  # max_results cap of recent search and of look-ups
 PAGE_MIN = 10  # X refuses max_results below 10
+# Between tries after a 5xx or a network error; `backoff_s` replaces the base, `max_wait_s`
+# bounds each wait.
+RETRY_BACKOFF = Backoff(1.0, jitter=0.5)
+# Past a rate-limit reset, so clients limited together do not all come back at one instant.
+RESET_SPREAD = Backoff(1.0, jitter=0.5)
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -163,8 +171,7 @@ class XApiSource:
         search_endpoint: Literal["recent", "all"] = "recent",
         max_retries: int = 4,
         max_wait_s: float = 900.0,
-        backoff_s: float = 1.0,
-        jitter_s: float = 1.0,
+        backoff_s: float = RETRY_BACKOFF.base_s,
         timeout_s: float = 30.0,
         include_referenced: bool = False,
         sleep: Sleep = asyncio.sleep,
@@ -173,6 +180,7 @@ class XApiSource:
         name: str = "x_api",
     ) -> None:
         """`max_wait_s` bounds any single wait (X's rate windows are 15 minutes);
+        `backoff_s` is the wait after the first failure of a call (RETRY_BACKOFF);
         `include_referenced` also returns the replied-to/quoted/retweeted tweets that
         searches pull in; `sleep`, `clock` and `rng` exist so tests need not wait."""
         if search_endpoint not in ("recent", "all"):
@@ -193,12 +201,11 @@ class XApiSource:
         )
         self._max_retries = max_retries
         self._max_wait_s = max_wait_s
-        self._backoff_s = backoff_s
-        self._jitter_s = jitter_s
+        self._backoff = dataclasses.replace(RETRY_BACKOFF, base_s=backoff_s, rng=rng)
+        self._reset_spread = dataclasses.replace(RESET_SPREAD, rng=rng)
         self._include_referenced = include_referenced
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()
         self._fields: dict[str, Any] = {
             "expansions": [*EXPANSIONS, *(REFERENCED_EXPANSIONS if include_referenced else ())],
             "tweet_fields": list(TWEET_FIELDS),
@@ -301,7 +308,7 @@ class XApiSource:
         self, what: str, method: Callable[..., Any], params: dict[str, Any]
     ) -> dict[str, Any]:
         """One API call with our retry policy; the raw JSON payload."""
-        attempt = 0
+        failures = 0
         while True:
             try:
                 return await asyncio.to_thread(method, **params)
@@ -316,34 +323,39 @@ class XApiSource:
                         f"X API {what} refused, 429 {cap}: the cap lifts only when its period "
                         "rolls over or the plan is raised, so not retrying"
                     ) from None
-                wait, why = self._rate_limit_wait(exc, attempt), "rate limited (429)"
+                failures += 1
+                wait, why = self._rate_limit_wait(exc, failures), "rate limited (429)"
             except tweepy.TwitterServerError as exc:
-                wait, why = self._backoff(attempt), f"server error {_status(exc)}"
+                failures += 1
+                wait, why = self._backoff_wait(failures), f"server error {_status(exc)}"
             except tweepy.HTTPException as exc:
                 raise SourceError(f"X API {what} failed: {_describe(exc)}") from None
             except requests.RequestException as exc:
-                wait, why = self._backoff(attempt), f"network error {type(exc).__name__}"
-            attempt += 1
-            if attempt > self._max_retries:
-                raise SourceUnavailable(f"X API {what}: {why}, gave up after {attempt} tries")
+                failures += 1
+                wait, why = self._backoff_wait(failures), f"network error {type(exc).__name__}"
+            if failures > self._max_retries:
+                raise SourceUnavailable(f"X API {what}: {why}, gave up after {failures} tries")
             logger.warning(
-                "x {}: {}; retry {}/{} in {:.1f}s", what, why, attempt, self._max_retries, wait
+                "x {}: {}; retry {}/{} in {:.1f}s", what, why, failures, self._max_retries, wait
             )
             await self._sleep(wait)
 
-    def _backoff(self, attempt: int) -> float:
-        wait = self._backoff_s * 2**attempt + self._rng.uniform(0, self._jitter_s)
-        return min(wait, self._max_wait_s)
+    def _backoff_wait(self, failures: int) -> float:
+        return min(self._backoff.delay(failures), self._max_wait_s)
 
-    def _rate_limit_wait(self, exc: tweepy.TooManyRequests, attempt: int) -> float:
-        """Seconds until the window resets plus jitter; over the cap is an outage."""
+    def _rate_limit_wait(self, exc: tweepy.TooManyRequests, failures: int) -> float:
+        """Seconds until the window resets, then a spread; past `max_wait_s` is an outage.
+
+        The reset time, when X gives one, wins over the backoff: retrying earlier would
+        only be refused again. Without one, the 429 backs off like a server error.
+        """
         reset = exc.reset_time
         if reset is None:
             header = exc.response.headers.get("x-rate-limit-reset", "")
             reset = int(header) if header.isdigit() else None
         if reset is None:
-            return self._backoff(attempt)
-        wait = max(0.0, reset - self._clock()) + self._rng.uniform(0, self._jitter_s)
+            return self._backoff_wait(failures)
+        wait = max(0.0, reset - self._clock()) + self._reset_spread.delay(1)
         if wait > self._max_wait_s:
             raise SourceUnavailable(
                 f"X API rate limit resets in {wait:.0f}s, beyond max_wait_s={self._max_wait_s:.0f}"

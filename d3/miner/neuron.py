@@ -29,7 +29,7 @@ from d3.commitment import Commitment, decode_commitment
 from d3.config import DEV_FLAG, ConfigError, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.errors import FatalError
 from d3.logs import setup_logging
-from d3.metrics import Health, MetricsServer, MinerMetrics
+from d3.metrics import Health, MinerMetrics, serve_metrics
 from d3.miner.hosts import DatasetHost, HostError, HuggingFaceHost, LocalDirHost, S3Host
 from d3.miner.publisher import PARENT_KEY, Publisher, PublishError
 from d3.miner.store import TweetStore
@@ -361,7 +361,7 @@ async def amain(config: MinerConfig) -> int:
             )
             stop = asyncio.Event()
             stop_on_signals(stop)
-            with serve_metrics(config, metrics, health):
+            with serve_metrics(config.metrics, metrics.registry, health):
                 await asyncio.gather(
                     scrape_forever(source, plan, store, stop, metrics, health),
                     publish_forever(
@@ -372,24 +372,6 @@ async def amain(config: MinerConfig) -> int:
             return 0
     finally:
         store.close()
-
-
-@contextlib.contextmanager
-def serve_metrics(config: MinerConfig, metrics: MinerMetrics, health: Health):
-    """The metrics server for `--metrics.port` (none for 0) while the block runs."""
-    if not config.metrics.port:
-        yield None
-        return
-    try:
-        server = MetricsServer(metrics.registry, health, config.metrics.host, config.metrics.port)
-    except OSError as error:
-        raise ConfigError(
-            f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: "
-            f"{error.strerror or error}"
-        ) from None
-    with server:
-        logger.info("metrics on {}/metrics, health on /healthz", server.url)
-        yield server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from d3.chain.sdk import DEV_PREFIX, open_chain
 from d3.config import DEV_FLAG, NeuronBaseConfig, Section, expand, parse_or_exit
 from d3.errors import FatalError
 from d3.logs import setup_logging
-from d3.metrics import Health, MetricsServer, ValidatorMetrics
+from d3.metrics import Health, ValidatorMetrics, serve_metrics
 from d3.redis_url import connect_redis, validate_redis_url
 from d3.shards import ShardLimits
 from d3.startup import check_ready, fatal_exits, load_wallet, stop_on_signals
@@ -508,7 +508,11 @@ async def amain(config: ValidatorConfig) -> int:
                 metrics,
             )
             stop_on_signals(validator.stop)
-            with serve_metrics(config, validator), serve_dashboard(config, validator):
+            documents = {"/leaderboard.json": validator.leaderboard_json}
+            with (
+                serve_metrics(config.metrics, metrics.registry, validator.health, documents),
+                serve_dashboard(config, validator),
+            ):
                 await validator.run()
             logger.info("validator stopped")
             return 0
@@ -520,33 +524,6 @@ def _is_chain_error(error: Exception) -> bool:
     return isinstance(error, ChainUnreachable | TimeoutError) or type(error).__module__.startswith(
         ("bittensor", "websockets")
     )
-
-
-@contextlib.contextmanager
-def serve_metrics(config: ValidatorConfig, validator: Validator):
-    """The metrics server for `--metrics.port` (none for 0) while the block runs."""
-    if not config.metrics.port:
-        yield None
-        return
-    try:
-        server = MetricsServer(
-            validator.metrics.registry,
-            validator.health,
-            config.metrics.host,
-            config.metrics.port,
-            {"/leaderboard.json": validator.leaderboard_json},
-        )
-    except OSError as error:
-        raise FatalError(
-            f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: "
-            f"{error.strerror or error}"
-        ) from None
-    with server:
-        logger.info(
-            "metrics on {}/metrics, health on /healthz, leaderboard on /leaderboard.json",
-            server.url,
-        )
-        yield server
 
 
 @contextlib.contextmanager

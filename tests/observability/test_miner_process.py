@@ -3,56 +3,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
-import bittensor as bt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from d3.chain.sdk import SdkChain
-from d3.dev.chain_state import SubnetParams
-from d3.dev.substrate import DevSubstrate
-from d3.dev.wallets import dev_wallet
-from d3.dev.x_server import DEFAULT_TOKEN, LocalXServer
+from d3.dev.x_server import LocalXServer
 from tests.observability.support import free_port, get, get_json, poll
-
-ROOT = Path(__file__).resolve().parents[2]
-NETUID = 5
-PLAN = """
-[defaults]
-interval_s = 10
-limit = 200
-[[queries]]
-name = "ai"
-keywords = ["ai", "model"]
-"""
+from tests.support.net import register
+from tests.support.neuron import start_miner
 
 
 @pytest.fixture
-def world(tmp_path):
-    dev = DevSubstrate(tmp_path / "chain.sqlite")
-    owner = dev_wallet(tmp_path / "w", "owner")
-    dev.create_subnet(
-        NETUID, owner.hotkey.ss58_address, owner.coldkeypub.ss58_address, SubnetParams()
-    )
-    host_dir = Path(tempfile.mkdtemp(prefix="d3o"))  # file:// locators must stay short
-    with LocalXServer(seed=7, size=3000) as x:
-        yield dev, x, host_dir, tmp_path
-    shutil.rmtree(host_dir, ignore_errors=True)
-
-
-async def _register(dev, tmp) -> str:
-    async with bt.Subtensor("local", substrate=dev) as client:
-        chain = SdkChain(client, dev_wallet(tmp / "w", "miner"), NETUID)
-        assert (await chain.register()).ok
-        return chain.hotkey
+def x():
+    with LocalXServer(seed=7, size=3000) as server:
+        yield server
 
 
 def _metrics(url: str) -> dict[str, float]:
@@ -65,34 +30,19 @@ def _metrics(url: str) -> dict[str, float]:
     return out
 
 
-def test_miner_metrics_health_and_json_logs_with_its_hotkey(world):
-    dev, x, host_dir, tmp = world
-    hotkey = asyncio.run(_register(dev, tmp))
-    (tmp / "plan.toml").write_text(PLAN)
+def test_miner_metrics_health_and_json_logs_with_its_hotkey(net, x, tmp_path):
+    hotkey = register(net, "miner")["miner"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp / "miner.out"
-    args = [
-        sys.executable, str(ROOT / "neurons" / "miner.py"),
-        "--netuid", str(NETUID), "--subtensor.network", f"dev:{dev.path}",
-        "--wallet.name", "miner", "--wallet.path", str(tmp / "w"),
-        "--source.x_bearer_token", DEFAULT_TOKEN, "--source.x_api_base_url", x.base_url,
-        "--source.query_plan", str(tmp / "plan.toml"), "--host.dir", str(host_dir),
-        "--neuron.store_path", str(tmp / "m" / "store.sqlite"),
-        "--neuron.commit_interval", "1", "--neuron.shard_rows", "100",
-        "--metrics.port", str(port), "--logging.json", "--logging.stream", "stdout",
-    ]  # fmt: skip
-    with log.open("w") as out, (tmp / "miner.err").open("w") as err:
-        process = subprocess.Popen(args, stdout=out, stderr=err, text=True)
-
-    def alive() -> None:
-        assert process.poll() is None, log.read_text()[-3000:]
-
+    miner = start_miner(
+        net, x, tmp_path, "--metrics.port", str(port), "--logging.json",
+        "--logging.stream", "stdout",
+    )  # fmt: skip
     try:
         metrics = poll(
             lambda: (m := _metrics(url)).get("d3_miner_uploads_total{outcome=ok}", 0) > 0 and m,
             "an upload counted in /metrics",
-            alive=alive,
+            alive=miner.alive,
         )
         assert metrics["d3_miner_tweets_scraped_total{query=ai}"] > 0
         assert metrics["d3_miner_tweets_stored_total{query=ai}"] > 0
@@ -102,19 +52,18 @@ def test_miner_metrics_health_and_json_logs_with_its_hotkey(world):
         later = poll(
             lambda: (m := _metrics(url)).get("d3_miner_tweets_published_total{}", 0) > 0 and m,
             "published rows",
-            alive=alive,
+            alive=miner.alive,
         )
         published = later["d3_miner_tweets_published_total{}"]
         assert published <= later["d3_miner_tweets_stored_total{query=ai}"]
         assert later["d3_miner_publications_total{}"] >= 1
-        status, body = get_json(f"{url}/healthz")
-        assert status == 200 and set(body["loops"]) == {"scrape", "publish"}, body
+        code, body = get_json(f"{url}/healthz")
+        assert code == 200 and set(body["loops"]) == {"scrape", "publish"}, body
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0, log.read_text()[-3000:]
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
+        exit_status = miner.stop()
+    assert exit_status == 0, miner.tail()
+    lines = [json.loads(line) for line in miner.stdout.splitlines()]
     assert any("committed at block" in line["message"] for line in lines)
     ours = [line for line in lines if line["name"].startswith("d3.")]
     assert ours and all(line["hotkey"] == hotkey[:10] for line in ours)
-    assert (tmp / "miner.err").read_text() == ""  # nothing on stderr: pm2 files it as out
+    assert miner.stderr == ""  # nothing on stderr: pm2 files it as out

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
 import httpx
+import pytest
+from loguru import logger
 from prometheus_client.parser import text_string_to_metric_families
 
 from d3.chain.interface import MetagraphSnapshot, Neuron
-from d3.metrics import Health, MetricsServer, MinerMetrics, ValidatorMetrics, reason_class
+from d3.config import MetricsConfig
+from d3.errors import FatalError
+from d3.metrics import (
+    Health,
+    MetricsServer,
+    MinerMetrics,
+    ValidatorMetrics,
+    reason_class,
+    serve_metrics,
+)
 from d3.validator.leaderboard import build, normalised
 from d3.validator.scoring import ScoringParams, score_miners
 
@@ -64,6 +76,39 @@ def test_healthz_goes_stale_after_the_bound_plus_the_planned_idle_time():
         clock.now += 61
         body = httpx.get(url, timeout=10).json()
         assert body["loops"]["scrape"]["ok"] is False and body["ok"] is False
+
+
+def test_serve_metrics_is_what_the_flags_ask_for_and_a_taken_port_is_one_fatal_line():
+    """The one start-up path both neurons take: port 0 serves nothing, a port serves the
+    registry, health and documents and says where, a port in use stops the neuron."""
+    metrics, health = ValidatorMetrics(), Health(60)
+    health.beat("rounds")
+    with serve_metrics(MetricsConfig(port=0), metrics.registry, health) as server:
+        assert server is None
+    told: list[str] = []
+    sink = logger.add(lambda m: told.append(m.record["message"]), filter="d3.metrics")
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        section = MetricsConfig(port=port)
+        board = {"miners": []}
+        with serve_metrics(section, metrics.registry, health, {"/board.json": lambda: board}):
+            url = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+            assert httpx.get(f"{url}/board.json", timeout=10).json() == board
+            with (
+                pytest.raises(FatalError) as taken,
+                serve_metrics(section, metrics.registry, health),
+            ):
+                pass
+    finally:
+        logger.remove(sink)
+    assert told == [
+        f"metrics on http://127.0.0.1:{port}/metrics, health on /healthz, board on /board.json"
+    ]
+    assert str(taken.value).startswith(f"cannot serve metrics on 127.0.0.1:{port}: ")
+    assert "\n" not in str(taken.value)
 
 
 def test_reason_classes_are_few_and_cover_the_pipelines_reasons():

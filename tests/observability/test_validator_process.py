@@ -16,13 +16,9 @@ import pyarrow as pa
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
+from d3.dev.runner import local_runner
 from d3.dev.synthetic import synthetic_table
-from d3.validator.fetcher import Fetcher, FetchLimits
-from d3.validator.index import TweetIndex
-from d3.validator.pipeline import ManifestPipeline
-from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
-from d3.validator.state import ValidatorState
 from tests.observability.support import free_port, get, get_json, poll
 from tests.support.datasets import register_and_publish
 from tests.support.net import NETUID
@@ -72,11 +68,7 @@ async def _scores_at(net, redis_url: str, block: int):
     async with bt.Subtensor("local", substrate=net.dev) as client:
         chain = await net.chain(client, "validator")
         redis = aioredis.Redis.from_url(redis_url)
-        state = ValidatorState(redis)
-        pipeline = ManifestPipeline(
-            Fetcher(FetchLimits()), state, NETUID, chain.block_hash, lambda: datetime.now(UTC)
-        )
-        runner = RoundRunner(chain, TweetIndex(redis), state, pipeline, ScoringParams())
+        runner = local_runner(chain, redis, ScoringParams())
         try:
             return await runner.scores(await chain.metagraph(block))
         finally:

@@ -163,11 +163,15 @@ def test_naive_times_are_refused(make_source: SourceFactory) -> None:
         run(make_source().search(TAGS, since=id_to_datetime(1 << 40).replace(tzinfo=None)))
 
 
+@pytest.mark.parametrize("backoff_s", [0.01, 1.0, 20.0])
 def test_rate_limit_waits_until_reset_then_succeeds(
-    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep, backoff_s: float
 ) -> None:
+    """The reset time in X's header wins over the backoff, whatever the backoff: the one
+    wait ends past the reset (never before it, where X would refuse again), and only a
+    moment past it, however small or large the source's backoff is."""
     frozen = time.time()
-    source = make_source(clock=lambda: frozen, jitter_s=2.0, rng=random.Random(3))
+    source = make_source(clock=lambda: frozen, backoff_s=backoff_s)
     server.inject_faults(rate_limited=1, reset_in_s=30)
     before = len(server.requests)
 
@@ -175,11 +179,20 @@ def test_rate_limit_waits_until_reset_then_succeeds(
 
     limited, retried = api_requests(server, before)
     assert (limited.status, retried.status) == (429, 200)
-    reset = int(limited.headers["x-rate-limit-reset"])
-    jitter = random.Random(3).uniform(0, 2.0)
-    assert sleep.calls == [pytest.approx(reset - frozen + jitter)]
-    assert 28 < sleep.calls[0] < 33
+    until_reset = int(limited.headers["x-rate-limit-reset"]) - frozen
+    assert len(sleep.calls) == 1
+    assert until_reset < sleep.calls[0] < until_reset + 2
     assert [r.id for r in result.records] == matching_ids(server.corpus, TAGS)[:20]
+
+
+def test_rate_limited_clients_do_not_return_at_the_same_instant(
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+) -> None:
+    frozen = time.time()
+    for seed in range(5):
+        server.inject_faults(rate_limited=1, reset_in_s=30)
+        run(make_source(clock=lambda: frozen, rng=random.Random(seed)).search(TAGS, limit=10))
+    assert len(sleep.calls) == 5 and len(set(sleep.calls)) == 5
 
 
 def test_rate_limit_beyond_cap_is_unavailable(
@@ -232,11 +245,43 @@ def test_server_errors_are_retried_with_backoff(
 ) -> None:
     server.inject_faults(server_errors=2, error_status=503)
     before = len(server.requests)
-    result = run(make_source(backoff_s=1.0, jitter_s=0.5).search(TAGS, limit=10))
+    result = run(make_source(backoff_s=1.0).search(TAGS, limit=10))
     assert [r.status for r in api_requests(server, before)] == [503, 503, 200]
     assert len(result.records) == 10
-    assert len(sleep.calls) == 2
-    assert 1.0 <= sleep.calls[0] <= 1.5 and 2.0 <= sleep.calls[1] <= 2.5
+    assert len(sleep.calls) == 2 and all(0 < wait < 10 for wait in sleep.calls)
+
+
+def test_backoff_grows_with_each_failure_up_to_max_wait(
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+) -> None:
+    """Server errors in a row on a 1 s backoff: the waits grow from about a second until
+    `max_wait_s` holds every later one, which bounds any single wait."""
+    server.inject_faults(server_errors=100, error_status=500)
+    with pytest.raises(SourceUnavailable, match="gave up after 11 tries"):
+        run(make_source(backoff_s=1.0, max_retries=10, max_wait_s=30.0).search(TAGS))
+    waits = sleep.calls
+    assert len(waits) == 10
+    assert waits[0] < 2 and waits[4] > waits[0] * 4
+    assert max(waits) == 30.0 and waits[-3:] == [30.0, 30.0, 30.0]
+
+
+def test_backoff_scales_with_backoff_s(
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+) -> None:
+    for backoff_s in (0.01, 5.0):
+        server.inject_faults(server_errors=1, error_status=503)
+        assert run(make_source(backoff_s=backoff_s).search(TAGS, limit=10)).records
+    short, long = sleep.calls
+    assert short < 0.1 < 1 < long
+
+
+def test_backed_off_clients_do_not_retry_in_step(
+    server: LocalXServer, make_source: SourceFactory, sleep: FakeSleep
+) -> None:
+    for seed in range(5):
+        server.inject_faults(server_errors=1, error_status=503)
+        run(make_source(rng=random.Random(seed)).search(TAGS, limit=10))
+    assert len(sleep.calls) == 5 and len(set(sleep.calls)) == 5
 
 
 def test_server_errors_forever_are_unavailable(

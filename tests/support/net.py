@@ -63,3 +63,15 @@ async def registered(client, net: Net, names) -> dict:
     for chain in chains.values():
         assert (await chain.register()).ok
     return chains
+
+
+def register(net: Net, *names: str) -> dict[str, str]:
+    """Register each named wallet on the subnet, for a neuron process to run as; name ->
+    its hotkey."""
+
+    async def body() -> dict[str, str]:
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            chains = await registered(client, net, names)
+        return {name: chain.hotkey for name, chain in chains.items()}
+
+    return run(body())

@@ -1,22 +1,19 @@
-"""A validator's round runner wired as the tests need it: files from `file://` hosts on
-loopback, no fetch retries, audits on a small sample ranked one block after the commit."""
+"""A validator's round runner wired as the tests need it (`d3.dev.runner`): files from
+`file://` hosts on loopback, no fetch retries, audits on a small sample ranked one block
+after the commit."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import redis.asyncio as aioredis
 
+from d3.dev.runner import local_runner
 from d3.dev.substrate import DevSubstrate
 from d3.validator.audit import AuditParams
-from d3.validator.fetcher import Fetcher, FetchLimits
-from d3.validator.index import TweetIndex
-from d3.validator.pipeline import ManifestPipeline, PipelineLimits
+from d3.validator.fetcher import FetchLimits
+from d3.validator.pipeline import PipelineLimits
 from d3.validator.rounds import RoundRunner
 from d3.validator.scoring import ScoringParams
-from d3.validator.state import ValidatorState
 from d3.validator.verifier import LookupBudget
-from tests.support.net import NETUID
 
 # Audits in tests look at up to 20 new rows per commitment and per miner.
 # Rows are ranked by the block after the commit (production: after the grace period), so
@@ -35,28 +32,15 @@ def make_runner(
     scoring: ScoringParams | None = None,
     audit: AuditParams | None = None,
 ) -> RoundRunner:
-    limits = limits or PipelineLimits(grace_blocks=5)
-    scoring = scoring or ScoringParams(period_blocks=1000, window_periods=7, decay=0.5)
-    redis = aioredis.Redis.from_url(redis_url)
-    state = ValidatorState(redis, prefix)
-    pipeline = ManifestPipeline(
-        Fetcher(FetchLimits(deadline_s=10, retries=0), allow_file=True, allow_private=True),
-        state,
-        NETUID,
-        chain.block_hash,
-        lambda: datetime.now(UTC),
-        block_time_ms=chain.block_timestamp_ms,
-        fresh_from_block=scoring.fresh_from_block,
-        audit=(audit or TEST_AUDIT) if lookup else None,
-        limits=limits,
-    )
-    return RoundRunner(
+    return local_runner(
         chain,
-        TweetIndex(redis, prefix),
-        state,
-        pipeline,
-        scoring,
+        aioredis.Redis.from_url(redis_url),
+        scoring or ScoringParams(period_blocks=1000, window_periods=7, decay=0.5),
+        prefix=prefix,
+        fetch=FetchLimits(deadline_s=10, retries=0),
+        limits=limits or PipelineLimits(grace_blocks=5),
         lookup=lookup,
+        audit=(audit or TEST_AUDIT) if lookup else None,
         budget=LookupBudget(10**9) if lookup else None,
     )
 
