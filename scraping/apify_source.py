@@ -346,6 +346,7 @@ class ApifySource:
             except SourceError as exc:
                 logger.warning("apify lookup of {} IDs got no answer: {}", len(batch), exc)
                 result.failed.update(batch)
+                result.errored.update(batch)
                 continue
             asked = set(batch)
             for item in items:

@@ -82,11 +82,15 @@ class LookupResult:
 
     `missing`: X says the tweet does not exist, was deleted, or cannot be seen.
     `failed`: no usable answer (outage, rate limit, unreadable tweet): no signal either way.
+    `errored`: those of `failed` whose request itself failed (after its retries), rather
+    than being answered without them: a validator asks them again in smaller requests,
+    so that one failing request costs no miner anything.
     """
 
     found: dict[int, TweetRecord] = field(default_factory=dict)
     missing: set[int] = field(default_factory=set)
     failed: set[int] = field(default_factory=set)
+    errored: set[int] = field(default_factory=set)
 
     def settle(self, asked: Iterable[int]) -> None:
         """Every asked ID neither found nor missing is failed: no answer is no signal."""

@@ -495,9 +495,11 @@ class TwscrapeSource:
         except SourceError as exc:
             logger.warning("twscrape lookup of {} got no answer: {}", tweet_id, exc)
             result.failed.add(tweet_id)
+            result.errored.add(tweet_id)
             return
         if response is None:  # twscrape gave up on this request (blocked, aborted)
             result.failed.add(tweet_id)
+            result.errored.add(tweet_id)
             return
         body = response if isinstance(response, Mapping) else response.json()
         tweet = self._tw.parse_tweet(body, tweet_id)

@@ -284,6 +284,7 @@ class XApiSource:
             except SourceError as exc:
                 logger.warning("x lookup of {} IDs got no answer: {}", len(batch), exc)
                 result.failed.update(batch)
+                result.errored.update(batch)
                 continue
             self._sort_lookup(batch, payload, result)
         return finish_lookup(self.name, result)

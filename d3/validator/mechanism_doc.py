@@ -461,15 +461,13 @@ docs-only attack review of the mechanism):
 - **Availability after acceptance.** Data a host serves to some validators only, or
   deletes after the audit, is judged differently by a validator that bootstraps later.
   Planned: validators and the hub mirror accepted manifests and shards by hash.
-- **Look-up sources differ.** A request that fails while the same look-up's others
-  are answered (a 503 on one batch of 100) is per-ID silence for its IDs: its picks
-  count as not found until a re-ask answers, an hour later at the earliest, so a
-  validator's own trouble can cost a miner for that hour. Apify leaves out tweets it
-  cannot show, real ones included, and twscrape marks age-restricted tweets gone: each
-  validator counts its own source's answers, so validators on different sources can
-  reach different results for the same picks. Prefer `--verify.lookup_kind x_api`.
-  Planned: a request that fails is asked again split in halves until the failing ID is
-  alone, and one outcome table every source's answers are normalised to.
+- **Look-up sources differ.** Apify leaves out tweets it cannot show, real ones
+  included, and twscrape marks age-restricted tweets gone: each validator counts its
+  own source's answers, so validators on different sources can reach different results
+  for the same picks (and an Apify validator makes a silent pick final a day after an
+  X API one, which says "not found" at once). A twscrape request that fails twice in a
+  row makes its tweet silent, not found until the re-ask an hour later. Prefer
+  `--verify.lookup_kind x_api` (the outcome table planned above would close this).
 """
 
 
