@@ -116,9 +116,9 @@ with warnings.catch_warnings():
         json: bool = Field(
             False, description="one JSON object per line (time, level, message, context)"
         )
-        stream: Literal["stderr", "stdout"] = Field(
-            "stderr",
-            description="where the console log goes (stdout: pm2 files it as out, not error)",
+        stream: Literal["stdout", "stderr"] = Field(
+            "stdout",
+            description="where the console log goes (pm2 files stdout as out, stderr as error)",
         )
 
 

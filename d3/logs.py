@@ -11,8 +11,12 @@ keys, for a log shipper:
      "line": 288, "message": "manifest accepted: 100 rows, 100 new unique", "hotkey": "5F...",
      "uid": 3}
 
-plus "exception" (the traceback text) when there is one. The console goes to stderr unless
-`--logging.stream stdout`; log files (`--logging.logging_dir`) take the same form.
+plus "exception" (the traceback text) when there is one. The console log goes to stdout,
+which pm2 files as out (its error file then holds only what is not a log line: a crash's
+traceback), unless `--logging.stream stderr` (`D3_LOGGING_STREAM=stderr`); log files
+(`--logging.logging_dir`) take the same form. The one line of a fatal exit (`fatal_exits`
+in d3/startup.py) is a log line like any other. Only a flag or variable that cannot be
+parsed is reported on stderr (status 2, as argparse does): logging is not set up yet.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def setup_logging(config: LoggingConfig, process_name: str) -> None:
     form = _json_format if config.json else FORMAT
     logger.remove()
     logger.configure(patcher=_patch_json if config.json else _patch_extra)
-    stream = sys.stdout if config.stream == "stdout" else sys.stderr
+    stream = sys.stderr if config.stream == "stderr" else sys.stdout
     logger.add(stream, level=level, format=form, backtrace=False, diagnose=False)
     if config.logging_dir:
         directory = Path(config.logging_dir).expanduser()

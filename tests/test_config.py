@@ -139,8 +139,8 @@ def test_logging_routes_sdk_records_into_loguru(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "sdk says hi" in result.stderr
-    assert "manifest accepted | hotkey=5Abc uid=3" in result.stderr
+    assert "sdk says hi" in result.stdout
+    assert "manifest accepted | hotkey=5Abc uid=3" in result.stdout
     assert "manifest accepted" in (tmp_path / "demo.log").read_text()
 
 

@@ -50,7 +50,7 @@ async def _validate(net, x, redis_url):
 
 def test_miner_commits_then_publishes_what_a_validator_accepts(net, x, redis_url, tmp_path):
     register(net, "miner", "validator")
-    miner = start_miner(net, x, tmp_path, "--logging.stream", "stdout", plan=TWO_QUERIES)
+    miner = start_miner(net, x, tmp_path, plan=TWO_QUERIES)
     try:
         miner.wait_for(r"published \d+ rows")  # after its manifest, the last file, is up
     finally:
@@ -67,7 +67,7 @@ def test_miner_commits_then_publishes_what_a_validator_accepts(net, x, redis_url
 
 def test_unregistered_miner_says_so_and_exits_non_zero(net, x, tmp_path):
     net.wallet("miner")
-    miner = start_miner(net, x, tmp_path, "--logging.stream", "stdout")
+    miner = start_miner(net, x, tmp_path)
     assert miner.wait() == 1
     assert f"is not registered on netuid {NETUID}: register it first" in miner.stdout
     assert not miner.host_dir.exists() or os.listdir(miner.host_dir) == []

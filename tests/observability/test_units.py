@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def test_json_logs_are_one_object_per_line_with_the_bound_context_on_stdout():
     script = (
         "import logging; from loguru import logger\n"
         "from d3.config import LoggingConfig; from d3.logs import setup_logging\n"
-        "setup_logging(LoggingConfig(json=True, stream='stdout'), 'demo')\n"
+        "setup_logging(LoggingConfig(json=True), 'demo')\n"
         "logger.bind(hotkey='5Abc', uid=3).info('manifest {} accepted {{braces}}', 'ab')\n"
         "logging.getLogger('bittensor.x').warning('sdk says hi')\n"
         "try:\n    1 / 0\nexcept ZeroDivisionError:\n    logger.exception('boom')\n"
@@ -169,3 +170,28 @@ def test_json_logs_are_one_object_per_line_with_the_bound_context_on_stdout():
     assert (first["hotkey"], first["uid"], first["level"]) == ("5Abc", 3, "INFO")
     assert sdk["message"] == "sdk says hi" and sdk["level"] == "WARNING"
     assert "ZeroDivisionError" in boom["exception"]
+
+
+@pytest.mark.parametrize("variable", [None, "stdout", "stderr"])
+def test_the_console_log_is_on_stdout_unless_the_environment_says_stderr(variable):
+    """The neurons' own path (flags and variables, then `setup_logging`), the fatal line as
+    `fatal_exits` logs it: by hand as under pm2 the log is on stdout, and
+    D3_LOGGING_STREAM=stderr (or --logging.stream stderr) moves all of it to stderr."""
+    script = (
+        "from loguru import logger\n"
+        "from d3.config import NeuronBaseConfig, load_config; from d3.logs import setup_logging\n"
+        "setup_logging(load_config(NeuronBaseConfig, []).logging, 'demo')\n"
+        "logger.info('started'); logger.error('fatal: demo')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("D3_")} | {"D3_NETUID": "1"}
+    if variable is not None:
+        env["D3_LOGGING_STREAM"] = variable
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    streams = {"stdout": result.stdout, "stderr": result.stderr}
+    chosen = streams.pop(variable or "stdout")
+    [other] = streams.values()
+    assert "started" in chosen and "fatal: demo" in chosen
+    assert other == ""

@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _validator(net, redis_url: str, *extra: str) -> subprocess.Popen:
     args = _validator_args(net, redis_url, *extra)
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def _validator_args(net, redis_url: str, *extra: str) -> list[str]:
@@ -75,22 +75,22 @@ def test_kill_9_mid_ingest_then_restart_gives_the_uninterrupted_credits(net, red
     restarted = _validator(net, redis_url)
     try:
         while time.monotonic() < deadline and run(_credits(redis_url)) != expected:
-            assert restarted.poll() is None, restarted.stderr.read()
+            assert restarted.poll() is None, restarted.stdout.read()
             time.sleep(0.1)
         assert run(_credits(redis_url)) == expected
     finally:
         restarted.send_signal(signal.SIGTERM)
-        _, err = restarted.communicate(timeout=30)
-    assert restarted.returncode == 0, err[-2000:]
-    assert "manifest accepted" in err
+        out, _ = restarted.communicate(timeout=30)
+    assert restarted.returncode == 0, out[-2000:]
+    assert "manifest accepted" in out
 
 
 def test_unregistered_validator_exits_non_zero(net, redis_url):
     net.wallet("validator")
     process = _validator(net, redis_url)
-    _, err = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=60)
     assert process.returncode == 1
-    assert "is not registered on netuid" in err
+    assert "is not registered on netuid" in out
 
 
 def _without_structure_only(net, redis_url: str, *extra: str) -> list[str]:
@@ -113,12 +113,12 @@ def test_no_lookup_source_refuses_to_start_unless_structure_only_is_chosen(
 ):
     run(_register_and_publish(net, {}))
     args = _without_structure_only(net, redis_url, *extra)
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, err = process.communicate(timeout=60)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out, _ = process.communicate(timeout=60)
     assert process.returncode == 1
-    [line] = [line for line in err.splitlines() if "fatal:" in line]
+    [line] = [line for line in out.splitlines() if "fatal:" in line]
     assert "no look-up source" in line and names in line
-    assert "--verify.structure_only" in line and "Traceback" not in err
+    assert "--verify.structure_only" in line and "Traceback" not in out
 
 
 def test_structure_only_mode_is_loud(net, redis_url):
@@ -126,7 +126,7 @@ def test_structure_only_mode_is_loud(net, redis_url):
     process = _validator(net, redis_url)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(
-        target=lambda: [lines.put(line) for line in process.stderr], daemon=True
+        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
     )
     reader.start()
     try:
@@ -144,9 +144,9 @@ def test_redis_unreachable_too_long_exits_non_zero(net):
     run(_register_and_publish(net, {}))
     net.dev.set_block_time(0.2)  # the loop paces itself by blocks
     process = _validator(net, "redis://127.0.0.1:1/0", "--redis.max_outage_s", "1")
-    _, err = process.communicate(timeout=90)
+    out, _ = process.communicate(timeout=90)
     assert process.returncode == 1
-    assert "redis unreachable" in err
+    assert "redis unreachable" in out
 
 
 def test_bad_flag_is_one_line_and_status_2():
