@@ -10,8 +10,6 @@ bound reads block timestamps, as in production.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import redis.asyncio as aioredis
 
 from d3.chain.interface import Chain
@@ -47,16 +45,13 @@ def local_runner(
     FetchLimits, PipelineLimits and RoundRunner.
     """
     state = ValidatorState(redis, prefix)
-    pipeline = ManifestPipeline(
+    pipeline = ManifestPipeline.for_chain(
         Fetcher(fetch or FetchLimits(), allow_file=True, allow_private=True),
         state,
-        chain.netuid,
-        chain.block_hash,
-        lambda: datetime.now(UTC),
-        block_time_ms=chain.block_timestamp_ms,
-        fresh_from_block=scoring.fresh_from_block,
-        audit=audit,
-        limits=limits or PipelineLimits(),
+        chain,
+        scoring,
+        audit,
+        limits or PipelineLimits(),
     )
     rounds = {"concurrency": concurrency, "round_seconds": round_seconds}
     return RoundRunner(

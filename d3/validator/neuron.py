@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from datetime import UTC, datetime
 
 from loguru import logger
 from pydantic import Field, SecretStr, field_validator
@@ -239,7 +238,7 @@ def build_runner(
             min_per_miner=config.verify.audit_min,
         )
     fetch = config.fetch
-    pipeline = ManifestPipeline(
+    pipeline = ManifestPipeline.for_chain(
         Fetcher(
             FetchLimits(deadline_s=fetch.deadline_s),
             s3_endpoint=fetch.s3_endpoint,
@@ -248,14 +247,10 @@ def build_runner(
             or config.subtensor.target.startswith(DEV_PREFIX),
         ),
         state,
-        config.netuid,
-        chain.block_hash,
-        lambda: datetime.now(UTC),
-        block_time_ms=chain.block_timestamp_ms,
-        fresh_from_block=scoring.fresh_from_block,
-        audit=audit,
-        period_of=scoring.period_of,
-        limits=PipelineLimits(
+        chain,
+        scoring,
+        audit,
+        PipelineLimits(
             max_rows=fetch.max_rows,
             grace_blocks=config.neuron.grace_blocks,
             shard=ShardLimits(max_bytes=fetch.max_shard_bytes, max_rows=fetch.max_rows),

@@ -12,21 +12,21 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from loguru import logger
 from redis.exceptions import RedisError
 
-from d3.chain.interface import HistoryUnavailable
+from d3.chain.interface import Chain, HistoryUnavailable
 from d3.commitment import Commitment
 from d3.earning import NotEarning, earning_rows, first_fresh_id
 from d3.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest, verify_manifest
 from d3.shards import ShardLimits, shard_name
 from d3.validator.audit import AuditParams, lowest_keys, seed_of
 from d3.validator.fetcher import Fetcher, FetchError, NotYetAvailable
-from d3.validator.scoring import PERIOD_BLOCKS
+from d3.validator.scoring import PERIOD_BLOCKS, ScoringParams
 from d3.validator.state import ValidatorState
 from d3.validator.verifier import VerificationError, verify_shard
 
@@ -133,6 +133,31 @@ class ManifestPipeline:
         # a fresh allowance, which only ever favours the miner.
         self._spent: dict[tuple[str, int], float] = {}
         self._spent_period: dict[tuple[str, int], float] = {}
+
+    @classmethod
+    def for_chain(
+        cls,
+        fetcher: Fetcher,
+        state: ValidatorState,
+        chain: Chain,
+        scoring: ScoringParams,
+        audit: AuditParams | None,
+        limits: PipelineLimits,
+    ) -> ManifestPipeline:
+        """The pipeline a validator runs on `chain`: its netuid, block hashes (the audit's
+        seeds) and timestamps (the freshness bound), and the scoring's periods."""
+        return cls(
+            fetcher,
+            state,
+            chain.netuid,
+            chain.block_hash,
+            lambda: datetime.now(UTC),
+            block_time_ms=chain.block_timestamp_ms,
+            fresh_from_block=scoring.fresh_from_block,
+            audit=audit,
+            limits=limits,
+            period_of=scoring.period_of,
+        )
 
     async def prepare(self, item: WorkItem, head_block: int) -> Outcome:
         """Everything about one commitment except writing it; never raises for bad data.
