@@ -113,7 +113,8 @@ def _constants() -> str:
         (
             "silence re-asks",
             f"{params.silence_confirm_blocks:,} blocks after the first sight, and at the "
-            "deadline; only the silent IDs",
+            "deadline; only silent IDs, at most max(`min_per_miner`, a tenth of the "
+            "sample's tweets), all of them once some answer",
             "`d3/validator/silence.py`: when a provisional result is revised",
         ),
         (
@@ -219,11 +220,9 @@ With `DECAY = {scoring.DECAY}` and `RANK_STEP = {scoring.RANK_STEP}`: 85,000 is 
   earliest commitment whose chain contains it.
 - **Every commitment is judged.** Accepted, rejected with a reason (which lowers its
   period's credibility outcome by its share), or neutral: text that is not a D3
-  commitment, a manifest already judged with an earlier commitment, a validator-side
-  failure, or an acceptance that earned nothing (only copies, retweets or stale rows:
-  such commitments cost nothing to make, so they cannot dilute a rejection). A
-  commitment whose data is not there yet holds back every later one for at most the
-  grace period; then it is rejected.
+  commitment, a manifest already judged with an earlier commitment, or a validator-side
+  failure. A commitment whose data is not there yet holds back every later one for at
+  most the grace period; then it is rejected.
 - **The horizon.** Credit counts for `WINDOW_PERIODS` periods, and a tweet earns credit in a
   commitment only if it was created after the timestamp of the block `FRESH_PERIODS`
   periods before that commitment's period. A tweet first committed before the horizon
@@ -300,14 +299,17 @@ at stake (`d3/validator/audit.py`):
    period counts for every miner only once every miner's audit of it is done (for
    nobody before): a waiting audit never puts one miner behind the others, and no
    weights come from a half-audited period. Only *per-ID silence* ever ends in "not
-   found": X answers other tweets of the same look-up (or a probe of a tweet it answered
-   before, of other miners' samples) but neither returns this one nor says it does not
-   exist. Apify says nothing about deleted or invented tweets, so a miner can cause that
-   on purpose, and so can anyone who deletes a tweet a rival scraped. So it holds
+   found": X answers other tweets of the same look-up (or, when nothing of this pass
+   was answered yet, a probe of up to 8 tweets X answered before, of miners this
+   validator draws at random) but neither returns this one nor says it does not exist.
+   Apify says nothing about deleted or invented tweets, so a miner can cause that on
+   purpose, and so can anyone who deletes a tweet a rival scraped. So it holds
    nothing back: the miner's audit is recorded at once with its silent picks as not
    found (*provisional*: what an X API validator concludes for a deleted or invented
    tweet), and the period counts for every miner. What X answered is kept, and the
-   silent tweets alone are asked again twice: `silence_confirm_blocks`
+   silent tweets alone are asked again twice, at most a tenth of the sample's tweets
+   each time (never fewer than `min_per_miner`; once some of those answer, a glitch
+   ending, the rest are asked at once): `silence_confirm_blocks`
    ({audit.AuditParams.silence_confirm_blocks:,}) blocks after this validator first saw
    them, which clears a passing glitch, and at the *deadline*, the seed block plus
    `max_wait_blocks` ({audit.AuditParams.max_wait_blocks:,}), or
@@ -452,12 +454,32 @@ docs-only attack review of the mechanism):
   count transfer time only (not waits for a slot), treat the allowance as neutral when
   the validator's own throughput that round is degraded, and a per-hotkey byte quota per
   period that grows with the hotkey's audited track record.
+- **Small samples.** A miner with few picks (`min_per_miner`, 8) fails the deletion
+  allowance with 2 tweets not found (25 % > 20 %): a credibility outcome of 0 for the
+  period, about a fifth of its weight while it lasts. Ordinary deletions do that
+  sometimes, and a griefer that posts bait tweets a small miner scrapes, then deletes
+  the ones the public draw picked, can do it on purpose. Planned: judge the missing
+  share with a binomial test against the subnet-wide not-found rate, and a larger
+  `min_per_miner`.
+- **Protected accounts.** X answers "not found" for a tweet whose author made the
+  account protected, at once and for good, where Apify is silent (asked again, and
+  revised if the account is public again). An operator that alters tweets of its own
+  accounts and protects the ones the draw picked, while X API validators ask, loses one
+  not-found share per pick instead of the period. Planned: treat author-state errors as
+  silence on every source, asked again at the chain-fixed blocks.
+- **Free commitments dilute a rejection.** An acceptance that earned nothing (copies,
+  retweets) counts as accepted for credibility, as it must for an honest miner whose
+  scrapes others committed first; so a miner can pad a period that had a rejection with
+  commitments that cost it nothing (nine of them take the outcome from 0 to 0.9). It
+  cannot pad a failed audit, which makes the period 0. Planned: weigh the outcome by
+  rows.
 - **Floods and bursts.** A throwaway hotkey can commit up to the row limits with every
   commitment: its IDs stay claimed, and its unaudited credit takes most of the
-  proportional look-ups of that period. Holding scraped tweets back and releasing them
-  in bursts pays on a convex curve (up to the freshness bound). Planned: allot look-ups
-  by the previous audited period's credit, cap rows per hotkey per period by track
-  record, and score a smoothed credit rate.
+  proportional look-ups of that period (on an Apify validator, where its invented tweets
+  are silent, up to a fifth more for the re-asks). Holding scraped tweets back and
+  releasing them in bursts pays on a convex curve (up to the freshness bound). Planned:
+  allot look-ups by the previous audited period's credit, cap rows per hotkey per period
+  by track record, and score a smoothed credit rate.
 - **Availability after acceptance.** Data a host serves to some validators only, or
   deletes after the audit, is judged differently by a validator that bootstraps later.
   Planned: validators and the hub mirror accepted manifests and shards by hash.

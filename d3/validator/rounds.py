@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -463,7 +464,10 @@ class RoundRunner:
         if silence is None:
             ids = list(dict.fromkeys(ask.sample["id"].to_pylist()))
         else:
-            ids = silence.to_ask(final, seed_block, self.audit) if recorded else [*silence.ids]
+            picks = pc.count_distinct(ask.sample["id"]).as_py()
+            ids = (
+                silence.to_ask(final, seed_block, self.audit, picks) if recorded else [*silence.ids]
+            )
             if not ids:
                 return _KEEP  # asked again at silence.next_ask
         still = _WAIT if silence is None else _KEEP
@@ -495,7 +499,10 @@ class RoundRunner:
             return still
         first = final if silence is None else silence.first
         now = Silence(first, final, tuple(sorted(answer.silent)))
-        if final >= now.deadline(seed_block, self.audit):
+        if silence is not None and not silence.thawing and set(ids) - set(answer.silent):
+            # A glitch ending: the rest are asked at once, not at the next ask.
+            now = Silence(first, silence.last, now.ids, thawing=True)
+        if final >= now.deadline(seed_block, self.audit) and not now.thawing:
             log.warning(
                 "X answered other look-ups but not {} of this sample's tweets, asked from "
                 "block {} to {}: they stay not found",
@@ -576,27 +583,29 @@ class _Answering:
     answered before, each from another miner's sample: found or not found, either is an
     answer), asked at most once per pass. Without that, a sample X is wholly silent about
     could be per-ID silence (which ends in "not found") or an outage (which must never).
-    Several probe tweets, of several miners: a miner that deletes its own tweets can
-    silence at most its own. With nothing to probe yet (a new validator), such samples
-    are decided at the end of the pass (`settle`)."""
+    Several probe tweets, of miners drawn at random by this validator alone (not by
+    hotkey order, which a Sybil can grind): to silence them all, an attacker would have
+    to own most of the miners X answered about. With nothing to probe yet (a new
+    validator), such samples are decided at the end of the pass (`settle`)."""
 
     PROBES = "x_answered_ids"  # state meta: {hotkey: an ID X answered lately}
     MAX_PROBES = 8
 
-    def __init__(self, runner: RoundRunner):
+    def __init__(self, runner: RoundRunner, rng: random.Random | None = None):
         self.runner = runner
         self.answered = False
         self.down = False  # a look-up failed whole (an outage) before any was answered
         self.probed: bool | None = None
         self._later: list[tuple[_Ask, SampleVerdict, KeptAnswers]] = []
         self._fresh: dict[str, int] = {}  # this pass's answered IDs, one per hotkey
+        self._rng = rng or random.SystemRandom()
 
     async def saw(self, hotkey: str, ids: Iterable[int]) -> None:
         """A look-up of this pass about `hotkey`'s sample got answers, for `ids` among
         others: keep one of them for later probes."""
         self.answered = True
         first = next(iter(ids), None)
-        if first is not None and len(self._fresh) < self.MAX_PROBES:
+        if first is not None:
             self._fresh.setdefault(hotkey, first)
 
     async def now(self) -> bool | None:
@@ -620,7 +629,8 @@ class _Answering:
                 await self.runner._record(ask, answer, (silence, kept), False, report)
                 report.audits_waiting -= 1  # it waits no more
         if self._fresh:
-            probes = {**self._fresh}
+            drawn = self._rng.sample(sorted(self._fresh), min(self.MAX_PROBES, len(self._fresh)))
+            probes = {hotkey: self._fresh[hotkey] for hotkey in drawn}
             for hotkey, tweet_id in (await self._probes()).items():
                 if len(probes) < self.MAX_PROBES:
                     probes.setdefault(hotkey, tweet_id)

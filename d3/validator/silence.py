@@ -14,9 +14,10 @@ written against that miner:
   outage (X answers nothing) still holds the whole period: that is the validator's
   failure, and it must never put one miner behind another.
 - **It is asked about twice more.** What X answered is kept (`KeptAnswers`), so a re-ask
-  asks only the silent IDs: `silence_confirm_blocks` (an hour) after this validator
-  first saw them, which clears a passing glitch, and at the deadline. A miner that keeps
-  its picks silent costs the validator at most its allotment twice more.
+  asks only the silent IDs, at most a tenth of the sample (`reask_cap`, and never fewer
+  than `min_per_miner`): `silence_confirm_blocks` (an hour) after this validator first
+  saw them, which clears a passing glitch, and at the deadline. A miner that keeps its
+  picks silent costs the validator at most a fifth of its allotment more.
 - **The deadline is on chain,** so validators agree on it: the seed block plus
   `max_wait_blocks`, or `silence_confirm_blocks` after the first sight if that is later
   (a validator that first audits late still asks twice, an hour apart). Silent at the
@@ -37,11 +38,14 @@ from d3.validator.verifier import Lookup, LookupAnswer
 @dataclass(frozen=True)
 class Silence:
     """One miner-period's silent picks as this validator saw them: the block it first saw
-    them at, the block it last asked X, and the distinct IDs still silent (sorted)."""
+    them at, the block it last asked X, and the distinct IDs still silent (sorted).
+    `thawing`: the last re-ask found some of the ones it asked about (a glitch ending),
+    so the rest are asked at once, all of them."""
 
     first: int
     last: int
     ids: tuple[int, ...]
+    thawing: bool = False
 
     def deadline(self, seed_block: int, params: AuditParams) -> int:
         """From this block on, tweets still silent at an ask count as not found."""
@@ -53,12 +57,20 @@ class Silence:
         confirm = self.first + params.silence_confirm_blocks
         return confirm if self.last < confirm < deadline else deadline
 
-    def to_ask(self, final: int, seed_block: int, params: AuditParams) -> list[int]:
-        """The silent IDs to ask X about at block `final` (none before the next ask)."""
-        return list(self.ids) if final >= self.next_ask(seed_block, params) else []
+    def to_ask(self, final: int, seed_block: int, params: AuditParams, picks: int) -> list[int]:
+        """The silent IDs to ask X about at block `final` (none before the next ask): all
+        of them, up to `reask_cap` of a sample of `picks` distinct tweets. An honest
+        miner's silence is a few deletions; a miner whose sample is mostly silent (on
+        Apify: invented tweets) gets that many asked again, and the rest stay not found,
+        so its re-asks cost at most a fifth of its allotment more, not twice it. Once a
+        re-ask finds some (`thawing`), all the rest are asked."""
+        if final < self.next_ask(seed_block, params):
+            return []
+        return list(self.ids if self.thawing else self.ids[: reask_cap(picks, params)])
 
     def to_json(self) -> str:
-        return json.dumps({"first": self.first, "last": self.last, "ids": list(self.ids)})
+        doc = {"first": self.first, "last": self.last, "ids": list(self.ids)}
+        return json.dumps(doc | ({"thawing": True} if self.thawing else {}))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Silence:
@@ -67,7 +79,13 @@ class Silence:
             seen = {int(k): int(v) for k, v in doc.items()}
             first = min(seen.values(), default=0)
             return cls(first, max(seen.values(), default=0), tuple(sorted(seen)))
-        return cls(int(doc["first"]), int(doc["last"]), tuple(int(i) for i in doc["ids"]))
+        ids = tuple(int(i) for i in doc["ids"])
+        return cls(int(doc["first"]), int(doc["last"]), ids, bool(doc.get("thawing")))
+
+
+def reask_cap(picks: int, params: AuditParams) -> int:
+    """How many silent tweets of a sample of `picks` distinct tweets a re-ask asks about."""
+    return max(params.min_per_miner, -(-picks // 10))
 
 
 @dataclass

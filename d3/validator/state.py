@@ -103,11 +103,11 @@ def period_outcomes(
 
     A commitment belongs to the period of its block, an audit verdict to the period it
     audited. A failed audit makes the period 0. Otherwise the outcome is the share of the
-    period's commitments judged on their merits that were accepted: accepted ones that
-    earned credit, and rejections the miner is to blame for; neutral verdicts (the
-    validator's own failure, text that is no commitment, a manifest judged before, an
-    acceptance that earned nothing) are left out, so commitments of copies or retweets,
-    which cost nothing to make, cannot dilute a rejection. A passed audit
+    period's commitments judged on their merits that were accepted: accepted ones, and
+    rejections the miner is to blame for; neutral verdicts (the validator's own failure,
+    text that is no commitment, a manifest judged before) are left out. An acceptance
+    that earned nothing (copies of indexed tweets, retweets, stale rows) counts as
+    accepted: an honest miner whose scrapes others committed first did nothing wrong. A passed audit
     with no such commitment is 1. So an outage, however many commitments it hits, costs a
     share of one period, whatever the commit cadence, and never more than a failed audit.
 
@@ -121,8 +121,6 @@ def period_outcomes(
     judged: dict[int, int] = {}
     awaiting: set[int] = set()  # periods with credit an audit is still to judge
     for verdict in verdicts:
-        if verdict.accepted and verdict.new_unique == 0:
-            continue  # it earned nothing (copies, retweets, stale rows): no evidence
         if verdict.accepted or verdict.counts:
             period = verdict.block // period_blocks
             judged[period] = judged.get(period, 0) + 1

@@ -9,8 +9,9 @@ A request that fails while the look-up's others are answered (a 503 on one batch
 is asked again split in halves, until what still fails is one ID asked alone: so a
 passing failure costs no miner anything, and an ID that makes every request carrying it
 fail (a "poison" ID) fails only itself, as per-ID silence of its own miner's sample.
-When both halves of a split fail whole, X is down, and the rest is left to the audit's
-outage rules rather than hammering it.
+When both halves of a split fail whole, the asking stops rather than hammering X: those
+IDs stay without an answer, and the audit tells per-ID silence from an outage as for any
+silence (X's answers to the rest of the pass, or its probe).
 """
 
 from __future__ import annotations

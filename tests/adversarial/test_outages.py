@@ -133,20 +133,3 @@ def test_validators_that_stored_the_verdicts_in_other_orders_agree(redis_url):
     second = asyncio.run(stored("b", random.Random(2)))
     assert first == second == {"miner": window_credibility(verdicts, audits, PERIOD_BLOCKS)}
 
-
-def test_commitments_that_earn_nothing_cannot_dilute_a_rejection():
-    """A miner with one rejected commitment in a period pads it with nine accepted ones
-    that earn nothing (copies of indexed tweets, retweets, stale rows: free to make). Those
-    are left out of the period's share, so the outcome is 0, as without them; before, it
-    was 9 / 10 (credibility 0.98 instead of 0.8: about 4x the weight)."""
-    block = 10
-    rejected = [Verdict(block, False, UNAVAILABLE, True)]
-    padding = [Verdict(block + 1 + i, True, "", False, new_unique=0) for i in range(9)]
-    alone = window_credibility(rejected, {}, PERIOD_BLOCKS)
-    assert alone == _after_one_period(0.0)
-    assert window_credibility(rejected + padding, {}, PERIOD_BLOCKS) == alone
-    # One that earned something still counts (and its period waits for its audit).
-    earning = [Verdict(block + 20, True, "", False, new_unique=5)]
-    audits = _audit(0, passed=True)
-    padded = window_credibility(rejected + padding + earning, audits, PERIOD_BLOCKS)
-    assert padded == _after_one_period(1 / 2)

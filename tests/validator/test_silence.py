@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from d3.record import TweetRecord
 from d3.snowflake import datetime_to_id
 from d3.validator.audit import AuditParams
-from d3.validator.silence import KeptAnswers, Silence
+from d3.validator.silence import KeptAnswers, Silence, reask_cap
 
 PARAMS = AuditParams(max_wait_blocks=7_200, silence_confirm_blocks=300)
 SEED = 10_000
@@ -18,7 +18,7 @@ def _asks(first: int, rounds_every: int, until: int) -> list[int]:
     silence = Silence(first, first, tuple(range(20)))
     asked = [first]
     for block in range(first + rounds_every, until, rounds_every):
-        ids = silence.to_ask(block, SEED, PARAMS)
+        ids = silence.to_ask(block, SEED, PARAMS, picks=200)
         if ids:
             assert ids == list(silence.ids)  # every silent one, and only those
             asked.append(block)
@@ -71,3 +71,15 @@ def test_kept_answers_round_trip_whole_records():
     again = KeptAnswers.from_json(kept.to_json())
     assert again.found == {record.id: record} and again.missing == {3, 5}
     assert KeptAnswers.from_json(None) == KeptAnswers()
+
+
+def test_a_mostly_silent_sample_is_asked_again_a_tenth_at_a_time_until_some_answer():
+    """100 of 100 picks silent (on Apify: invented tweets): a re-ask asks 10; once one
+    of them answers (a glitch ending), the rest are asked at once, all of them."""
+    silence = Silence(SEED, SEED, tuple(range(100)))
+    at = SEED + PARAMS.silence_confirm_blocks
+    assert reask_cap(100, PARAMS) == 10 and reask_cap(20, PARAMS) == PARAMS.min_per_miner
+    assert silence.to_ask(at, SEED, PARAMS, picks=100) == list(range(10))
+    thawing = Silence(SEED, SEED, tuple(range(5, 100)), thawing=True)
+    assert thawing.to_ask(at, SEED, PARAMS, picks=100) == list(range(5, 100))
+    assert Silence.from_json(thawing.to_json()) == thawing
