@@ -164,6 +164,11 @@ class ValidatorMetrics:
             "miners whose audit of a closed period waits (X down, look-ups spent); weights wait",
             registry=r,
         )
+        self.audits_provisional = Gauge(
+            "d3_validator_audits_provisional",
+            "miners' periods counted with silent picks as not found until X is asked again",
+            registry=r,
+        )
         self.lookups = Counter(
             "d3_validator_lookups", "tweets looked up on X, by answer", ["answer"], registry=r
         )
@@ -217,6 +222,7 @@ class ValidatorMetrics:
         self.new_unique.inc(report.new_unique)
         self.audits.inc(report.audited)
         self.audits_waiting.set(report.audits_waiting)
+        self.audits_provisional.set(report.audits_provisional)
         self.caught_up.set(1 if report.caught_up else 0)
         self.block.set(report.block)
 

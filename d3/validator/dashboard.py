@@ -246,6 +246,7 @@ class ValidatorDashboard:
             "index_ids": int(sample("d3_validator_index_credited_ids")),
             "miners_with_weight": int(sample("d3_validator_miners_with_weight")),
             "audits_waiting": int(sample("d3_validator_audits_waiting")),
+            "audits_provisional": int(sample("d3_validator_audits_provisional")),
             "lookups": {
                 "daily": budget.daily if budget is not None else 0,
                 "burst": budget.burst if budget is not None else 0,

@@ -50,6 +50,7 @@ class RoundReport:
     audited: int = 0  # miners' periods audited this round
     caught_up: bool = True  # False: the round's time ran out with commitments still queued
     audits_waiting: int = 0  # miners whose audit of a closed period waits (X, budget)
+    audits_provisional: int = 0  # miners' periods whose silent picks X is to be asked again
 
 
 class RoundRunner:
@@ -356,10 +357,12 @@ class RoundRunner:
                     continue
                 if asked is _KEEP:  # its provisional result stands for now
                     held = True
+                    report.audits_provisional += 1
                     continue
                 assert not isinstance(asked, str)
                 answer, again = asked
                 held = held or again is not None
+                report.audits_provisional += again is not None
             await self._record(ask, answer, again, hold is not None, report)
         if waiting:
             return
@@ -628,6 +631,7 @@ class _Answering:
                 silence = Silence(block, block, tuple(sorted(answer.silent)))
                 await self.runner._record(ask, answer, (silence, kept), False, report)
                 report.audits_waiting -= 1  # it waits no more
+                report.audits_provisional += 1
         if self._fresh:
             drawn = self._rng.sample(sorted(self._fresh), min(self.MAX_PROBES, len(self._fresh)))
             probes = {hotkey: self._fresh[hotkey] for hotkey in drawn}

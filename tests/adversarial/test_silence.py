@@ -107,6 +107,7 @@ def test_a_fabricator_on_an_apify_validator_freezes_nobody_and_pays_at_once(
     arena, seen = run(body())
     honest_key, fabricator_key = arena.hotkey("honest"), arena.hotkey("fabricator")
     failed = (1 - CREDIBILITY_ALPHA) * INITIAL_CREDIBILITY
+    assert [r.audits_provisional for r, *_ in seen] == [1, 1, 0]
     for report, scores, credibility, _ in seen:
         assert report.audits_waiting == 0
         assert scores[honest_key].unique == SAMPLE  # counted at once, and all along

@@ -219,6 +219,7 @@
         { label: "look-ups per day", value: num(doc.lookups.daily) },
         { label: "look-ups spent", value: num(doc.lookups.spent), name: "lookups-spent" },
         { label: "audits waiting", value: num(doc.audits_waiting) },
+        { label: "audits provisional", value: num(doc.audits_provisional) },
       ]);
       cards("weights", "Weights", [
         { label: "last set at block", value: num(w.last_block), name: "last-weights" },
