@@ -25,7 +25,6 @@ from d3.hub.errors import SnapshotUnstable
 from d3.validator.audit import AuditResult
 from d3.validator.index import TweetIndex
 from d3.validator.state import ValidatorState
-from d3.validator.verifier import MAX_MISSING_SHARE
 
 READ_ATTEMPTS = 20
 
@@ -61,11 +60,7 @@ class Decisions:
 def audit_passed(result: AuditResult) -> bool:
     """The validator's rule (`RoundRunner._audit_period`): an audit fails on an altered
     tweet, on nothing checkable, or on more missing tweets than deletions explain."""
-    return not (
-        result.altered
-        or result.checked == 0
-        or result.checked - result.found > MAX_MISSING_SHARE * result.checked
-    )
+    return not result.failed
 
 
 async def _read_once(state: ValidatorState, index: TweetIndex) -> Decisions:

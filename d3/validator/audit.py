@@ -19,8 +19,9 @@ not spent per manifest. Instead:
    expectation, exactly that share of one's credit, and deletions cost an honest miner
    only its deletions. One altered tweet (content X contradicts) zeroes the period; a
    count X refutes only makes that pick not found. A missing share beyond
-   `MAX_MISSING_SHARE`, or an alteration, also counts against credibility, once for the
-   miner's period, however many commitments the sample touched.
+   `MAX_MISSING_SHARE` (and at least `MIN_MISSING_TO_FAIL` picks), or an alteration,
+   also counts against credibility, once for the miner's period, however many
+   commitments the sample touched.
 4. **Silence is not an outage.** When X answers nothing (an outage, refused credentials,
    the usage cap, the look-up budget), the audit waits as long as it takes and nothing
    counts against anyone. Only a tweet X stays silent about while it answers the
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from d3.validator.verifier import MAX_MISSING_SHARE
+from d3.validator.verifier import too_many_missing
 
 _U64 = pa.uint64()
 _GOLDEN = pa.scalar(0x9E3779B97F4A7C15, _U64)
@@ -121,9 +122,9 @@ class AuditResult:
     @property
     def failed(self) -> bool:
         """The credibility outcome: an altered tweet, nothing checkable, or more not found
-        than deletions explain (`MAX_MISSING_SHARE`)."""
+        than deletions explain (`too_many_missing`)."""
         missing = self.checked - self.found
-        return bool(self.altered) or not self.checked or missing > MAX_MISSING_SHARE * self.checked
+        return bool(self.altered) or not self.checked or too_many_missing(missing, self.checked)
 
 
 SECONDS_PER_BLOCK = 12

@@ -34,7 +34,7 @@ def _detection() -> str:
     for f in shares:
         cells = []
         for n in sizes:
-            over = int(verifier.MAX_MISSING_SHARE * n) + 1
+            over = max(verifier.MIN_MISSING_TO_FAIL, int(verifier.MAX_MISSING_SHARE * n) + 1)
             cells.append(f"{at_least(n, 1, f):.0%} / {at_least(n, over, f):.0%}")
         rows.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -69,6 +69,12 @@ def _constants() -> str:
             verifier.MAX_MISSING_SHARE,
             "`d3/validator/verifier.py`: share of sampled tweets X may not find (deletions) "
             "before the audit fails and costs credibility",
+        ),
+        (
+            "`MIN_MISSING_TO_FAIL`",
+            verifier.MIN_MISSING_TO_FAIL,
+            "`d3/validator/verifier.py`: and the fewest not found that fail it (at 8 "
+            "picks, 2 deletions are 25 %)",
         ),
         (
             "audit look-ups",
@@ -289,7 +295,8 @@ at stake (`d3/validator/audit.py`):
    the factor 0. A count far above X's (beyond the count tolerance) is not an
    alteration: counts earn nothing, and anyone can withdraw likes, replies, quotes or
    retweets after a miner scraped them, so that pick only counts as not found, which
-   costs the miner that pick's share. A not-found share above `MAX_MISSING_SHARE`, or an
+   costs the miner that pick's share. A not-found share above `MAX_MISSING_SHARE` (and
+   at least `MIN_MISSING_TO_FAIL` tweets not found), or an
    alteration, also counts against credibility: one outcome for the miner's period,
    however many of its commitments the sample touched, so a failed audit costs the same
    whatever a miner's commit cadence.
@@ -383,7 +390,8 @@ weight relative to an equal honest miner is 0.97 at f = 1 %, 0.86 at 5 %, 0.61 a
 of the mean weight; it was 1.8 times the mean on a curve that counted miners).
 
 Chance that an audit of `n` look-ups finds at least one invented tweet, and that the
-missing share exceeds `MAX_MISSING_SHARE` (costing credibility), for an invented share
+missing share exceeds `MAX_MISSING_SHARE`, with at least `MIN_MISSING_TO_FAIL` missing
+(costing credibility), for an invented share
 `f` (binomial, ignoring deletions):
 
 {_detection()}
@@ -454,13 +462,12 @@ docs-only attack review of the mechanism):
   count transfer time only (not waits for a slot), treat the allowance as neutral when
   the validator's own throughput that round is degraded, and a per-hotkey byte quota per
   period that grows with the hotkey's audited track record.
-- **Small samples.** A miner with few picks (`min_per_miner`, 8) fails the deletion
-  allowance with 2 tweets not found (25 % > 20 %): a credibility outcome of 0 for the
-  period, about a fifth of its weight while it lasts. Ordinary deletions do that
-  sometimes, and a griefer that posts bait tweets a small miner scrapes, then deletes
-  the ones the public draw picked, can do it on purpose. Planned: judge the missing
-  share with a binomial test against the subnet-wide not-found rate, and a larger
-  `min_per_miner`.
+- **Small samples.** A miner with few picks (`min_per_miner`, 8) loses a larger share of
+  its credit to each deletion (one of 8 is an eighth, and the noise term grows), so a
+  griefer that posts bait tweets a small miner scrapes, then deletes the ones the public
+  draw picked, costs it more than a large miner; failing its credibility takes 3 of them
+  (`MIN_MISSING_TO_FAIL`). Planned: judge the missing share with a binomial test against
+  the subnet-wide not-found rate, and a larger `min_per_miner`.
 - **Protected accounts.** X answers "not found" for a tweet whose author made the
   account protected, at once and for good, where Apify is silent (asked again, and
   revised if the account is public again). An operator that alters tweets of its own

@@ -467,11 +467,13 @@ def test_counts_x_refutes_make_a_pick_not_found_never_altered(change, detail) ->
     )
     # On most of a sample it is a miner's own inflation: the allowance is spent, as for
     # invented tweets.
-    many = _check([row_of(r, **change) for r in truth[:2]] + truth[2:4], truth)
+    many = _check([row_of(r, **change) for r in truth[:3]] + truth[3:5], truth)
     assert many.rejected == (
-        f"2 of 4 sampled tweets count as not found for counts above X's "
+        f"3 of 5 sampled tweets count as not found for counts above X's "
         f"(tweet {truth[0].id} differs from X in {detail})"
     )
+    # Two of four are above the share but below MIN_MISSING_TO_FAIL: only their share.
+    assert _check([row_of(r, **change) for r in truth[:2]] + truth[2:4], truth).rejected is None
     # A content change in the same row still makes it altered.
     both = _check([row_of(truth[0], **change, lang="ja"), *truth[1:]], truth)
     assert both.altered == [truth[0].id] and not both.inflated
@@ -497,11 +499,15 @@ def test_most_authors_renamed_is_a_rewrite() -> None:
 
 
 def test_missing_and_unanswered_tweets_keep_their_rules() -> None:
-    truth = _x_tweets(5)
-    gone = [TweetRecord(**row_of(truth[0], id=TWEET_ID + 100)), truth[1]]
-    verdict = _check([*gone, *truth[2:]], truth, missing=[TWEET_ID + 100], failed=[truth[4].id])
-    assert (verdict.checked, verdict.missing, verdict.unanswered) == (4, [TWEET_ID + 100], 1)
-    assert verdict.rejected == f"1 of 4 sampled tweets do not exist on X (first {TWEET_ID + 100})"
+    truth = _x_tweets(7)
+    invented = [TWEET_ID + 100 + i for i in range(3)]
+    gone = [TweetRecord(**row_of(truth[i], id=invented[i])) for i in range(3)]
+    verdict = _check([*gone, *truth[3:]], truth, missing=invented, failed=[truth[6].id])
+    assert (verdict.checked, verdict.missing, verdict.unanswered) == (6, invented, 1)
+    assert verdict.rejected == f"3 of 6 sampled tweets do not exist on X (first {invented[0]})"
+    # One of four missing is within the allowance (and below MIN_MISSING_TO_FAIL).
+    one = _check([gone[0], *truth[1:4]], truth, missing=invented[:1])
+    assert (one.checked, one.rejected) == (4, None)
 
 
 def test_legacy_verdict_without_reasons_still_names_the_tweet() -> None:
