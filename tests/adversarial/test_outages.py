@@ -132,4 +132,3 @@ def test_validators_that_stored_the_verdicts_in_other_orders_agree(redis_url):
     first = asyncio.run(stored("a", random.Random(1)))
     second = asyncio.run(stored("b", random.Random(2)))
     assert first == second == {"miner": window_credibility(verdicts, audits, PERIOD_BLOCKS)}
-
