@@ -291,12 +291,13 @@ at stake (`d3/validator/audit.py`):
    spends its look-ups on the ones that will count longest.
 3. The period's credit counts only once audited, times `found / checked`. An altered
    tweet (what its author wrote, as X fixed it when it was posted, differs: text,
-   author, time, language, references, entities; `docs/protocol.md` has the table) makes
-   the factor 0. A count far above X's (beyond the count tolerance) is not an
+   author, time, language, references, hashtags and links; `docs/protocol.md` has the
+   table) makes the factor 0. A count far above X's (beyond the count tolerance) is not an
    alteration: counts earn nothing, and anyone can withdraw likes, replies, quotes or
    retweets after a miner scraped them, so that pick only counts as not found, which
-   costs the miner that pick's share. A not-found share above `MAX_MISSING_SHARE` (and
-   at least `MIN_MISSING_TO_FAIL` tweets not found), or an
+   costs the miner that pick's share; so do media X no longer has (a copyright
+   takedown removes a photo from a tweet that stays). A not-found share above
+   `MAX_MISSING_SHARE` (and at least `MIN_MISSING_TO_FAIL` tweets not found), or an
    alteration, also counts against credibility: one outcome for the miner's period,
    however many of its commitments the sample touched, so a failed audit costs the same
    whatever a miner's commit cadence.
@@ -445,10 +446,10 @@ docs-only attack review of the mechanism):
   the look-up sources (X API v2, twscrape, Apify) do not see exactly the same tweets.
   The sample is public once its seed block is final, so a griefer knows which of its own
   tweets to delete; that costs a victim only those picks, so it is bounded, not zero.
-  X's media takedowns (a copyright claim against a tweet's photo) make a miner's
-  `media_urls` list media X no longer has, which reads as an alteration. Planned: one
-  outcome table every source's answers are normalised to and tested against, and media
-  removed since the scrape treated like a withdrawn count.
+  (X's media takedowns, a copyright claim against a tweet's photo, make a miner's
+  `media_urls` list media X no longer has: like a withdrawn count, that pick counts as
+  not found, never altered.) Planned: one outcome table every source's answers are
+  normalised to and tested against.
 - **A bootstrapping validator's weights differ for days** (above). Planned: import audit
   results other validators signed, or set no weights until the window is audited.
 - **Fetch time is wall-clock.** The per-commitment and per-hotkey allowances bound how

@@ -85,8 +85,8 @@ class SampleVerdict:
     stale: dict[str, int] = field(default_factory=dict)  # field -> tweets, accepted
     renamed: dict[int, tuple[str, str]] = field(default_factory=dict)
     authors: int = 0
-    # Picks whose content is X's but whose counts exceed X's beyond the slack: counted as
-    # not found (counts earn nothing, and their owners can lower them at will).
+    # Picks whose content is X's but whose counts exceed X's beyond the slack, or that list
+    # media X no longer has: counted as not found (WITHDRAWABLE_FIELDS).
     inflated: list[int] = field(default_factory=list)
     silent: list[int] = field(default_factory=list)  # distinct IDs X gave no answer for
     outage: bool = False  # the look-up failed as a whole (LookupAnswer.outage)
@@ -125,9 +125,10 @@ class SampleVerdict:
             parts.append(f"do not exist on X (first {self.missing[0]})")
         if self.inflated:
             first = self.inflated[0]
+            media = any("in media_urls" in self.reasons.get(i, "") for i in self.inflated)
+            what = "counts above X's or media X no longer has" if media else "counts above X's"
             parts.append(
-                "count as not found for counts above X's "
-                f"({self.reasons.get(first, f'tweet {first}')})"
+                f"count as not found for {what} ({self.reasons.get(first, f'tweet {first}')})"
             )
         return "; ".join(parts)
 
@@ -177,6 +178,11 @@ def verify_shard(data: bytes, ref: ShardRef, limits: ShardLimits, now: datetime)
 COUNT_SLACK = 50
 COUNT_SLACK_PERCENT = 100
 COUNT_FIELDS = ("like_count", "retweet_count", "reply_count", "quote_count", "view_count")
+# Fields someone other than the author can change after a scrape: engagement is withdrawn,
+# and media are taken down (a copyright claim removes a photo from a tweet that stays). A
+# row above X's there makes its pick count as not found (it earns nothing for that), never
+# altered: a griefer's takedown or unliking costs a miner that pick, not the period.
+WITHDRAWABLE_FIELDS = (*COUNT_FIELDS, "media_urls")
 REFERENCE_FIELDS = ("conversation_id", "in_reply_to_id", "quoted_id", "retweeted_id")
 # Handles change, rarely: a rewrite is when more than this share of the sampled authors
 # (and at least MIN_RENAMED_AUTHORS of them) carry a handle X does not know.
@@ -420,7 +426,7 @@ async def check_sample(sample: pa.Table, lookup: Lookup) -> SampleVerdict:
             continue
         differences = compare_row(row, x)
         fraud = [d for d in differences if d.fraud]
-        content = [d for d in fraud if d.field not in COUNT_FIELDS]
+        content = [d for d in fraud if d.field not in WITHDRAWABLE_FIELDS]
         if content:
             altered.append(tweet_id)
             reasons[tweet_id] = content[0].reason(tweet_id)

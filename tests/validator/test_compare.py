@@ -315,6 +315,26 @@ def test_urls_are_a_set_without_the_tweets_own_media_links() -> None:
     assert fraud(compare_urls(TWEET_ID, [*theirs, another_tweets_media], theirs))
 
 
+def test_media_x_no_longer_has_make_a_pick_not_found_never_altered() -> None:
+    """A copyright claim takes a photo down from a tweet that stays: the row a miner
+    scraped before lists media X no longer has. Like a withdrawn count, that pick counts
+    as not found (its share of the credit), never an alteration that zeroes the period
+    (a griefer could file the claim against its own tweet a rival scraped)."""
+    truth = _x_tweets(6)
+    photo = "https://pbs.twimg.com/m/taken-down.jpg"
+    miner: list = [row_of(truth[0], media_urls=[photo]), *truth[1:]]
+    verdict = _check(miner, truth)
+    assert verdict.altered == [] and verdict.inflated == [truth[0].id]
+    assert verdict.rejected is None  # 1 of 6: within the allowance
+    assert verdict.notes.startswith(
+        "1 sampled tweets count as not found for counts above X's or media X no longer has "
+        f"(tweet {truth[0].id} differs from X in media_urls: "
+    )
+    # Text X contradicts in the same row still makes it altered.
+    both = _check([row_of(truth[0], media_urls=[photo], text="rewritten"), *truth[1:]], truth)
+    assert both.altered == [truth[0].id]
+
+
 def test_media_urls_are_a_set() -> None:
     photo, thumb = "https://pbs.twimg.com/m/a.jpg", "https://pbs.twimg.com/ext_tw_video_thumb/b.jpg"
     assert compare_media_urls([thumb, photo], [photo, thumb]) is None
