@@ -457,20 +457,19 @@ class RoundRunner:
         the verdict is final), or why there is none: `_WAIT` for X or look-ups (the
         period waits for everyone), `_KEEP` for a held miner (`hold`: its silent picks
         and what X answered) not due to be asked again, or X not answering now (its
-        provisional result stands). Silent picks in a verdict count as not found; a hold
-        with no result `recorded` yet (its silence was told apart from an outage only at
-        the end of a pass) is asked at once."""
+        provisional result stands). Silent picks in a verdict count as not found. A hold
+        with no result `recorded` (the earlier release kept silence, and nothing X answered,
+        without a result while it waited: state a validator upgraded mid-wait still holds)
+        is asked about its whole sample at once, keeping its first sight."""
         assert self.audit is not None and self.lookup is not None
         assert ask.sample is not None
         seed_block = ask.seed_block
         silence, kept = hold if hold is not None else (None, KeptAnswers())
-        if silence is None:
-            ids = list(dict.fromkeys(ask.sample["id"].to_pylist()))
+        distinct = list(dict.fromkeys(ask.sample["id"].to_pylist()))
+        if silence is None or not recorded:  # a first ask (nothing kept): the whole sample
+            ids = distinct
         else:
-            picks = pc.count_distinct(ask.sample["id"]).as_py()
-            ids = (
-                silence.to_ask(final, seed_block, self.audit, picks) if recorded else [*silence.ids]
-            )
+            ids = silence.to_ask(final, seed_block, self.audit, len(distinct))
             if not ids:
                 return _KEEP  # asked again at silence.next_ask
         still = _WAIT if silence is None else _KEEP
@@ -482,7 +481,7 @@ class RoundRunner:
         replay = Replay(self.lookup, kept, ids)
         answer = await check_sample(ask.sample, replay)
         if replay.answered:
-            await answering.saw(ask.hotkey, (i for i in ids if i in replay.fresh.found))
+            answering.saw(ask.hotkey, (i for i in ids if i in replay.fresh.found))
         if not answer.silent or answer.altered:
             return answer, None  # complete, or failed whatever the silent picks would say
         if replay.fresh.outage and not answering.answered:
@@ -603,7 +602,7 @@ class _Answering:
         self._fresh: dict[str, int] = {}  # this pass's answered IDs, one per hotkey
         self._rng = rng or random.SystemRandom()
 
-    async def saw(self, hotkey: str, ids: Iterable[int]) -> None:
+    def saw(self, hotkey: str, ids: Iterable[int]) -> None:
         """A look-up of this pass about `hotkey`'s sample got answers, for `ids` among
         others: keep one of them for later probes."""
         self.answered = True

@@ -329,14 +329,6 @@ class ValidatorState:
             for hotkey, answers in zip(sorted(held), kept, strict=True)
         }
 
-    async def hold(self, hotkey: str, period: int, silence: Silence, kept: KeptAnswers) -> None:
-        """Silent picks of this miner's sample to ask X about again (silence.py)."""
-        field = f"{hotkey}:{period}"
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.hset(self._key("silence"), field, silence.to_json())
-            tx.hset(self._key("kept"), field, kept.to_json())
-            await tx.execute()
-
     async def mark_ready(self, period: int) -> None:
         """Every miner of `period` is audited, some provisionally (silent picks X is to be
         asked about again): the period counts (`ready_periods`), and stays open."""

@@ -71,6 +71,18 @@ async def _at(arena: Arena, runner, lookup: ApifyLike, block: int):
     return report, scores
 
 
+async def _one_miner(arena: Arena, x_world, redis_url: str, name: str, table, silent):
+    """`name` publishes `table`; a validator whose look-ups leave out `silent` reads it
+    (one round) and is ready to audit at the period's seed block: (runner, look-up, seed)."""
+    await arena.publish(name, [table])
+    lookup = ApifyLike(x_world, silent=silent)
+    runner = arena.runner(redis_url, lookup=lookup)
+    _silent_audit(runner)
+    arena.net.dev.advance(1)
+    await arena.round(runner)
+    return runner, lookup, _seed_block(runner)
+
+
 def test_a_fabricator_on_an_apify_validator_freezes_nobody_and_pays_at_once(
     net, redis_url, x_world
 ):
@@ -131,13 +143,9 @@ def test_tweets_silent_for_a_moment_are_found_at_the_re_ask(net, redis_url, x_wo
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
             arena = await Arena.open(client, net, ["honest"])
-            await arena.publish("honest", [real])
-            lookup = ApifyLike(x_world, silent=glitch)
-            runner = arena.runner(redis_url, lookup=lookup)
-            _silent_audit(runner)
-            net.dev.advance(1)
-            await arena.round(runner)
-            seed = _seed_block(runner)
+            runner, lookup, seed = await _one_miner(
+                arena, x_world, redis_url, "honest", real, glitch
+            )
             _, during = await _at(arena, runner, lookup, seed)
             low = (await runner.state.credibility(SCORING.period_blocks))[arena.hotkey("honest")]
             lookup.silent.clear()  # X answers about them again
@@ -169,13 +177,7 @@ def test_silent_tweets_are_asked_again_twice_and_alone(net, redis_url, x_world):
     async def body():
         async with bt.Subtensor("local", substrate=net.dev) as client:
             arena = await Arena.open(client, net, ["quiet"])
-            await arena.publish("quiet", [real])
-            lookup = ApifyLike(x_world, silent=quiet)
-            runner = arena.runner(redis_url, lookup=lookup)
-            _silent_audit(runner)
-            net.dev.advance(1)
-            await arena.round(runner)
-            seed = _seed_block(runner)
+            runner, lookup, seed = await _one_miner(arena, x_world, redis_url, "quiet", real, quiet)
             reports = [await _at(arena, runner, lookup, seed + 5 * i) for i in range(21)]
             audits = await runner.state.audits()
             await arena.close()
@@ -316,3 +318,35 @@ def test_deleting_a_probe_tweet_cannot_dress_silence_up_as_an_outage(net, redis_
     assert report.audited == 1 and report.audits_waiting == 0
     [result] = audits[arena.hotkey("fabricator")].values()
     assert result.found == 0 and result.failed
+
+
+def test_silence_kept_by_the_earlier_release_is_asked_at_once_and_recorded(net, redis_url, x_world):
+    """The earlier release kept a waiting miner's silence ({tweet ID: block first seen})
+    and no result. A validator upgraded mid-wait asks those tweets at its next round
+    (not an hour later) and records the miner's result, so the period counts."""
+    real = x_world.tweets.slice(0, SAMPLE)
+    quiet = set(real["id"].to_pylist()[:10])
+
+    async def body():
+        async with bt.Subtensor("local", substrate=net.dev) as client:
+            arena = await Arena.open(client, net, ["quiet"])
+            runner, lookup, seed = await _one_miner(arena, x_world, redis_url, "quiet", real, quiet)
+            await _at(arena, runner, lookup, seed)
+            hotkey, redis = arena.hotkey("quiet"), runner.state.redis
+            for kind in ("audits", "averdicts", "averdict_blocks"):  # as that release left it
+                await redis.hdel(runner.state._key(kind, hotkey), "0")
+            old = json.dumps({str(i): seed for i in sorted(quiet)})
+            await redis.hset(runner.state._key("silence"), f"{hotkey}:0", old)
+            await redis.hdel(runner.state._key("kept"), f"{hotkey}:0")
+            before = len(lookup.asks)
+            report, scores = await _at(arena, runner, lookup, seed + 1)
+            asked = lookup.asks[before:]
+            audits = await runner.state.audits()
+            await arena.close()
+            return arena, report, scores, asked, audits
+
+    arena, report, scores, asked, audits = run(body())
+    assert report.audited == 1 and report.audits_provisional == 1
+    assert len(asked[0][1]) == SAMPLE  # nothing kept: the whole sample, once
+    [result] = audits[arena.hotkey("quiet")].values()
+    assert result.found < result.checked and scores[arena.hotkey("quiet")].unique > 0
