@@ -322,8 +322,9 @@ def test_deleting_a_probe_tweet_cannot_dress_silence_up_as_an_outage(net, redis_
 
 def test_silence_kept_by_the_earlier_release_is_asked_at_once_and_recorded(net, redis_url, x_world):
     """The earlier release kept a waiting miner's silence ({tweet ID: block first seen})
-    and no result. A validator upgraded mid-wait asks those tweets at its next round
-    (not an hour later) and records the miner's result, so the period counts."""
+    and no result, nor what X answered about the rest. A validator upgraded mid-wait asks
+    about the whole sample at its next round (not an hour later, and not only the silent
+    tweets, which would count the rest as silent too) and records the miner's result."""
     real = x_world.tweets.slice(0, SAMPLE)
     quiet = set(real["id"].to_pylist()[:10])
 
